@@ -1,0 +1,297 @@
+package streams
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zen-twilio/zen/pkg/envconf"
+)
+
+// Config holds the settings of the stream-level objects. Replicas, retention
+// and windows are configuration, not code (DESIGN.md).
+type Config struct {
+	// Replicas of every stream and the KV bucket: 1 locally, 3 in a cluster.
+	Replicas int
+	// Storage is file storage unless Memory is set (tests only).
+	Memory bool
+
+	RawMaxAge          time.Duration // TWILIO_RAW retention (7 days)
+	RawMaxBytes        int64         // TWILIO_RAW size cap, 0 for none
+	RawDuplicateWindow time.Duration // Twilio retries stored once within this window (10 min)
+
+	EventsMaxAge          time.Duration // ZEN_EVENTS retention (7 days)
+	EventsMaxBytes        int64         // ZEN_EVENTS size cap, 0 for none
+	EventsDuplicateWindow time.Duration // same dedupe key published once within this window (10 min)
+
+	DLQMaxAge      time.Duration // ZEN_DLQ retention, 0 = until replayed or purged
+	AttemptsMaxAge time.Duration // ZEN_ATTEMPTS retention (3 days)
+	DedupeTTL      time.Duration // zen_dedupe key lifetime (7 days)
+}
+
+// DefaultConfig returns the defaults of DESIGN.md.
+func DefaultConfig() Config {
+	return Config{
+		Replicas:              1,
+		RawMaxAge:             7 * 24 * time.Hour,
+		RawDuplicateWindow:    10 * time.Minute,
+		EventsMaxAge:          7 * 24 * time.Hour,
+		EventsDuplicateWindow: 10 * time.Minute,
+		AttemptsMaxAge:        3 * 24 * time.Hour,
+		DedupeTTL:             7 * 24 * time.Hour,
+	}
+}
+
+// ConfigFromEnv overlays the environment on [DefaultConfig]. Variables:
+// STREAM_REPLICAS, RAW_MAX_AGE, RAW_MAX_BYTES, RAW_DUPLICATE_WINDOW,
+// EVENTS_MAX_AGE, EVENTS_MAX_BYTES, EVENTS_DUPLICATE_WINDOW, DLQ_MAX_AGE,
+// ATTEMPTS_MAX_AGE, DEDUPE_TTL. Problems are recorded on r.
+func ConfigFromEnv(r *envconf.Reader) Config {
+	c := DefaultConfig()
+	c.Replicas = r.Int("STREAM_REPLICAS", c.Replicas)
+	c.RawMaxAge = r.Duration("RAW_MAX_AGE", c.RawMaxAge)
+	c.RawMaxBytes = r.Int64("RAW_MAX_BYTES", c.RawMaxBytes)
+	c.RawDuplicateWindow = r.Duration("RAW_DUPLICATE_WINDOW", c.RawDuplicateWindow)
+	c.EventsMaxAge = r.Duration("EVENTS_MAX_AGE", c.EventsMaxAge)
+	c.EventsMaxBytes = r.Int64("EVENTS_MAX_BYTES", c.EventsMaxBytes)
+	c.EventsDuplicateWindow = r.Duration("EVENTS_DUPLICATE_WINDOW", c.EventsDuplicateWindow)
+	c.DLQMaxAge = r.Duration("DLQ_MAX_AGE", c.DLQMaxAge)
+	c.AttemptsMaxAge = r.Duration("ATTEMPTS_MAX_AGE", c.AttemptsMaxAge)
+	c.DedupeTTL = r.Duration("DEDUPE_TTL", c.DedupeTTL)
+	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
+		r.Fail("STREAM_REPLICAS", "must be 1, 3 or 5, got %d", c.Replicas)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RAW_MAX_AGE", c.RawMaxAge}, {"EVENTS_MAX_AGE", c.EventsMaxAge},
+		{"ATTEMPTS_MAX_AGE", c.AttemptsMaxAge}, {"DEDUPE_TTL", c.DedupeTTL},
+		{"RAW_DUPLICATE_WINDOW", c.RawDuplicateWindow}, {"EVENTS_DUPLICATE_WINDOW", c.EventsDuplicateWindow},
+	} {
+		if d.v <= 0 {
+			r.Fail(d.name, "must be > 0, got %s", d.v)
+		}
+	}
+	if c.RawDuplicateWindow > c.RawMaxAge {
+		r.Fail("RAW_DUPLICATE_WINDOW", "must not exceed RAW_MAX_AGE (%s), got %s", c.RawMaxAge, c.RawDuplicateWindow)
+	}
+	if c.EventsDuplicateWindow > c.EventsMaxAge {
+		r.Fail("EVENTS_DUPLICATE_WINDOW", "must not exceed EVENTS_MAX_AGE (%s), got %s", c.EventsMaxAge, c.EventsDuplicateWindow)
+	}
+	return c
+}
+
+func (c Config) storage() jetstream.StorageType {
+	if c.Memory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+func (c Config) replicas() int {
+	if c.Replicas <= 0 {
+		return 1
+	}
+	return c.Replicas
+}
+
+// RawStream returns the configuration of TWILIO_RAW.
+func (c Config) RawStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamRaw,
+		Description: "Every verified Twilio request, raw body and evidence headers",
+		Subjects:    []string{RawRoot + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     c.storage(),
+		Replicas:    c.replicas(),
+		MaxAge:      c.RawMaxAge,
+		MaxBytes:    orUnlimited(c.RawMaxBytes),
+		Duplicates:  c.RawDuplicateWindow,
+	}
+}
+
+// EventsStream returns the configuration of ZEN_EVENTS.
+func (c Config) EventsStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "Zen events produced by the transformer",
+		Subjects:    []string{EventsRoot + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     c.storage(),
+		Replicas:    c.replicas(),
+		MaxAge:      c.EventsMaxAge,
+		MaxBytes:    orUnlimited(c.EventsMaxBytes),
+		Duplicates:  c.EventsDuplicateWindow,
+	}
+}
+
+// DLQStream returns the configuration of ZEN_DLQ. Dead letters are kept until
+// an operator replays or purges them (unless DLQMaxAge is set).
+func (c Config) DLQStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamDLQ,
+		Description: "Messages that failed for good, with the reason; replay with `zen replay dlq`",
+		Subjects:    []string{DLQRoot + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     c.storage(),
+		Replicas:    c.replicas(),
+		MaxAge:      c.DLQMaxAge,
+		// A dead letter is published once per failure; a replay of the same
+		// message may fail again later and must be recorded again.
+		Duplicates: 2 * time.Minute,
+	}
+}
+
+// AttemptsStream returns the configuration of ZEN_ATTEMPTS.
+func (c Config) AttemptsStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamAttempts,
+		Description: "One record per delivery attempt: event id, attempt, status, latency, error",
+		Subjects:    []string{AttemptsRoot + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     c.storage(),
+		Replicas:    c.replicas(),
+		MaxAge:      c.AttemptsMaxAge,
+	}
+}
+
+// DedupeBucket returns the configuration of the zen_dedupe KV bucket.
+func (c Config) DedupeBucket() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      BucketDedupe,
+		Description: "<target>.<dedupe key> of events already delivered to a target",
+		History:     1,
+		TTL:         c.DedupeTTL,
+		Storage:     c.storage(),
+		Replicas:    c.replicas(),
+	}
+}
+
+// Streams returns the four stream configurations.
+func (c Config) Streams() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{c.RawStream(), c.EventsStream(), c.DLQStream(), c.AttemptsStream()}
+}
+
+func orUnlimited(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// ConsumerSettings are the delivery settings of one worker's durable consumer.
+type ConsumerSettings struct {
+	// AckWait is how long a delivered message may stay unacknowledged before
+	// JetStream redelivers it. Workers send InProgress during slow work.
+	AckWait time.Duration
+	// MaxDeliver bounds deliveries; the worker dead-letters on the last one.
+	MaxDeliver int
+	// BackOff is JetStream's redelivery schedule after an AckWait expiry
+	// (a crashed worker). Our own retries use NakWithDelay (pkg/worker).
+	// Its first step must be at least AckWait; it may not have more steps
+	// than MaxDeliver.
+	BackOff []time.Duration
+	// MaxAckPending bounds unacknowledged messages across all replicas.
+	MaxAckPending int
+}
+
+// Validate reports every inconsistency, naming the variables of prefix
+// (e.g. "TRANSFORMER_").
+func (s ConsumerSettings) Validate(r *envconf.Reader, prefix string) {
+	if s.AckWait < time.Second {
+		r.Fail(prefix+"ACK_WAIT", "must be >= 1s, got %s", s.AckWait)
+	}
+	if s.MaxDeliver < 1 {
+		r.Fail(prefix+"MAX_DELIVER", "must be >= 1, got %d", s.MaxDeliver)
+	}
+	if len(s.BackOff) > s.MaxDeliver && s.MaxDeliver > 0 {
+		r.Fail(prefix+"BACKOFF", "must have at most MAX_DELIVER (%d) steps, got %d", s.MaxDeliver, len(s.BackOff))
+	}
+	if len(s.BackOff) > 0 && s.BackOff[0] < s.AckWait {
+		r.Fail(prefix+"BACKOFF", "first step must be >= ACK_WAIT (%s), got %s", s.AckWait, s.BackOff[0])
+	}
+	if s.MaxAckPending < 1 {
+		r.Fail(prefix+"MAX_ACK_PENDING", "must be >= 1, got %d", s.MaxAckPending)
+	}
+}
+
+// ConsumerSettingsFromEnv reads <prefix>ACK_WAIT, <prefix>MAX_DELIVER,
+// <prefix>BACKOFF and <prefix>MAX_ACK_PENDING over def, and validates them.
+func ConsumerSettingsFromEnv(r *envconf.Reader, prefix string, def ConsumerSettings) ConsumerSettings {
+	s := def
+	s.AckWait = r.Duration(prefix+"ACK_WAIT", s.AckWait)
+	s.MaxDeliver = r.Int(prefix+"MAX_DELIVER", s.MaxDeliver)
+	s.BackOff = r.Durations(prefix+"BACKOFF", s.BackOff)
+	s.MaxAckPending = r.Int(prefix+"MAX_ACK_PENDING", s.MaxAckPending)
+	s.Validate(r, prefix)
+	return s
+}
+
+// DefaultTransformerSettings: 30 s ack wait, 10 deliveries.
+func DefaultTransformerSettings() ConsumerSettings {
+	return ConsumerSettings{
+		AckWait:       30 * time.Second,
+		MaxDeliver:    10,
+		BackOff:       []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute},
+		MaxAckPending: 1000,
+	}
+}
+
+// DefaultForwarderSettings: 30 s ack wait, 12 deliveries.
+func DefaultForwarderSettings() ConsumerSettings {
+	return ConsumerSettings{
+		AckWait:       30 * time.Second,
+		MaxDeliver:    12,
+		BackOff:       []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute},
+		MaxAckPending: 1000,
+	}
+}
+
+// TransformerConsumer returns the durable consumer `transformer` on TWILIO_RAW.
+func TransformerConsumer(s ConsumerSettings) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerTransformer,
+		Description:   "Transforms raw Twilio requests into Zen events",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.AckWait,
+		MaxDeliver:    s.MaxDeliver,
+		BackOff:       s.BackOff,
+		MaxAckPending: s.MaxAckPending,
+		FilterSubject: RawRoot + ".>",
+	}
+}
+
+// ForwarderConsumer returns the durable consumer `forwarder-<target>` on
+// ZEN_EVENTS, filtered to the event types routed to the target.
+func ForwarderConsumerConfig(target string, eventTypes []string, s ConsumerSettings) (jetstream.ConsumerConfig, error) {
+	if len(eventTypes) == 0 {
+		return jetstream.ConsumerConfig{}, fmt.Errorf("forwarder consumer for target %q: no event types routed to it", target)
+	}
+	subjects := make([]string, 0, len(eventTypes))
+	for _, t := range eventTypes {
+		subjects = append(subjects, EventSubject(t))
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       ForwarderConsumer(target),
+		Description:   "Delivers Zen events to target " + target,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.AckWait,
+		MaxDeliver:    s.MaxDeliver,
+		BackOff:       s.BackOff,
+		MaxAckPending: s.MaxAckPending,
+	}
+	if len(subjects) == 1 {
+		cfg.FilterSubject = subjects[0]
+	} else {
+		cfg.FilterSubjects = subjects
+	}
+	return cfg, nil
+}

@@ -1,0 +1,44 @@
+package worker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	outcomes      *prometheus.CounterVec
+	handleSeconds prometheus.Histogram
+	redeliveries  prometheus.Counter
+	inFlight      prometheus.Gauge
+}
+
+// newMetrics registers the worker's metrics on reg (nil: unregistered).
+func newMetrics(reg prometheus.Registerer, stage string) (*metrics, error) {
+	labels := prometheus.Labels{"stage": stage}
+	m := &metrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zen_worker_messages_total", ConstLabels: labels,
+			Help: "Messages handled, by outcome (ack, retry, dead_letter) and reason.",
+		}, []string{"outcome", "reason"}),
+		handleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "zen_worker_handle_seconds", ConstLabels: labels,
+			Help:    "Time to handle one message, from delivery to decision.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zen_worker_redeliveries_total", ConstLabels: labels,
+			Help: "Messages delivered more than once (retries and ack-wait expiries).",
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "zen_worker_in_flight", ConstLabels: labels,
+			Help: "Messages being handled now.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.outcomes, m.handleSeconds, m.redeliveries, m.inFlight} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

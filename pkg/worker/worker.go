@@ -1,0 +1,372 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/zen-twilio/zen/pkg/zen"
+)
+
+// Publisher is the one JetStream call the worker makes besides acking: it
+// publishes dead letters and waits for their acknowledgement.
+type Publisher interface {
+	PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+var _ Publisher = (jetstream.JetStream)(nil)
+
+// Config configures a Worker. Consumer, Publisher and Handler are required.
+type Config struct {
+	// Stage names the worker in dead letters and metrics ("transformer").
+	Stage string
+	// Consumer returns the durable consumer to read; it is called again after
+	// the consumer or the connection was lost, so it should create or update
+	// the consumer (idempotent).
+	Consumer func(ctx context.Context) (jetstream.Consumer, error)
+	// Publisher publishes dead letters (a jetstream.JetStream).
+	Publisher Publisher
+	// Handler decides each message's outcome.
+	Handler Handler
+	// DLQSubject returns the dead-letter subject for a reason code.
+	DLQSubject func(reason string) string
+	// Concurrency bounds handlers running at once (default 16). The client
+	// buffers as many messages as it runs, so the ack timer of a buffered
+	// message never runs long before its handler starts.
+	Concurrency int
+	// MaxDeliver is the consumer's MaxDeliver: a Retry on that delivery is
+	// dead-lettered instead.
+	MaxDeliver int
+	// Backoff schedules Retry outcomes that give no delay.
+	Backoff Backoff
+	// AckWait is the consumer's AckWait; handlers still running after a third
+	// of it send InProgress so the message is not redelivered meanwhile.
+	AckWait time.Duration
+	// HandleTimeout bounds one handler call (default: no bound beyond ctx).
+	HandleTimeout time.Duration
+	// Logger; nil means no logs.
+	Logger *zap.Logger
+	// Registerer receives the worker's metrics; nil means none.
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	if c.Backoff == (Backoff{}) {
+		c.Backoff = DefaultBackoff()
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}
+
+// Validate reports every missing dependency.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Stage == "" {
+		errs = append(errs, errors.New("worker: Stage is required"))
+	}
+	if c.Consumer == nil {
+		errs = append(errs, errors.New("worker: Consumer is required"))
+	}
+	if c.Publisher == nil {
+		errs = append(errs, errors.New("worker: Publisher is required"))
+	}
+	if c.Handler == nil {
+		errs = append(errs, errors.New("worker: Handler is required"))
+	}
+	if c.DLQSubject == nil {
+		errs = append(errs, errors.New("worker: DLQSubject is required"))
+	}
+	if c.MaxDeliver < 1 {
+		errs = append(errs, fmt.Errorf("worker: MaxDeliver must be >= 1, got %d", c.MaxDeliver))
+	}
+	return errors.Join(errs...)
+}
+
+// Worker consumes one durable consumer with bounded concurrency and carries
+// out the handlers' outcomes. Create with New; Run once.
+type Worker struct {
+	cfg     Config
+	metrics *metrics
+}
+
+// New checks cfg and returns a Worker.
+func New(cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer, cfg.Stage)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, metrics: m}, nil
+}
+
+// Run consumes until ctx is done, then stops pulling, finishes the messages
+// already delivered to it (in flight and buffered), and returns. It survives
+// lost connections and deleted consumers by asking Config.Consumer again. It
+// returns nil after a clean stop.
+func (w *Worker) Run(ctx context.Context) error {
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Handlers get a context that outlives ctx: on shutdown, in-flight work
+	// finishes (bounded by HandleTimeout) rather than being cut mid-publish.
+	hctx := context.WithoutCancel(ctx)
+	retry := time.Duration(0)
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if retry > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(retry):
+			}
+		}
+		retry = min(max(2*retry, 250*time.Millisecond), 5*time.Second)
+
+		cons, err := w.cfg.Consumer(ctx)
+		if err != nil {
+			w.cfg.Logger.Warn("consumer unavailable, retrying", zap.Error(err), zap.Duration("in", retry))
+			continue
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
+		if err != nil {
+			w.cfg.Logger.Warn("consume: open iterator", zap.Error(err))
+			continue
+		}
+		stop := context.AfterFunc(ctx, it.Drain)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					break
+				}
+				w.cfg.Logger.Debug("consume: next", zap.Error(err))
+				continue
+			}
+			retry = 0
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				w.process(hctx, m)
+			}()
+		}
+		stop()
+		it.Stop()
+	}
+}
+
+// process runs the handler with heartbeats and carries out its outcome.
+func (w *Worker) process(ctx context.Context, m jetstream.Msg) {
+	start := time.Now()
+	meta, err := m.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to ack.
+		w.cfg.Logger.Error("message without metadata", zap.Error(err))
+		return
+	}
+	log := w.cfg.Logger.With(zap.String("subject", m.Subject()), zap.Uint64("stream_seq", meta.Sequence.Stream),
+		zap.Uint64("deliveries", meta.NumDelivered))
+	if meta.NumDelivered > 1 {
+		w.metrics.redeliveries.Inc()
+	}
+	w.metrics.inFlight.Inc()
+	defer w.metrics.inFlight.Dec()
+
+	out := w.handle(ctx, m, log)
+	w.metrics.handleSeconds.Observe(time.Since(start).Seconds())
+
+	if out.Kind == KindRetry && int(meta.NumDelivered) >= w.cfg.MaxDeliver {
+		reason := out.Reason
+		if reason == "" {
+			reason = "max_deliveries"
+		}
+		out = Outcome{Kind: KindDeadLetter, Reason: reason, Headers: out.Headers,
+			Err: fmt.Errorf("deliveries exhausted (%d): %w", meta.NumDelivered, errOr(out.Err))}
+	}
+	w.carryOut(ctx, m, meta, out, log)
+}
+
+func errOr(err error) error {
+	if err == nil {
+		return errors.New("retry requested")
+	}
+	return err
+}
+
+// handle calls the handler, recovering a panic into a retry and sending
+// InProgress while it runs longer than a third of AckWait.
+func (w *Worker) handle(ctx context.Context, m jetstream.Msg, log *zap.Logger) (out Outcome) {
+	if w.cfg.HandleTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.cfg.HandleTimeout)
+		defer cancel()
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(w.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := m.InProgress(); err != nil {
+					log.Debug("in progress", zap.Error(err))
+				}
+			}
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("handler panic", zap.Any("panic", r), zap.Stack("stack"))
+			out = Retry(0, "panic", fmt.Errorf("handler panic: %v", r))
+		}
+	}()
+	return w.cfg.Handler(ctx, m)
+}
+
+// carryOut acks, naks with delay, or dead-letters then terminates. A dead
+// letter that cannot be published is retried, never terminated: nothing is
+// given up before it is safely stored.
+func (w *Worker) carryOut(ctx context.Context, m jetstream.Msg, meta *jetstream.MsgMetadata, out Outcome, log *zap.Logger) {
+	switch out.Kind {
+	case KindAck:
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := m.DoubleAck(actx); err != nil {
+			// The message will be redelivered; the handlers are idempotent
+			// (Nats-Msg-Id and the dedupe bucket), so this costs a repeat only.
+			log.Warn("ack not confirmed", zap.Error(err))
+		}
+		w.metrics.outcomes.WithLabelValues("ack", "").Inc()
+	case KindRetry:
+		d := out.After
+		if d <= 0 {
+			d = w.cfg.Backoff.Delay(meta.NumDelivered)
+		}
+		log.Info("retry", zap.String("reason", out.Reason), zap.Duration("delay", d), zap.Error(out.Err))
+		if err := m.NakWithDelay(d); err != nil {
+			log.Warn("nak", zap.Error(err))
+		}
+		w.metrics.outcomes.WithLabelValues("retry", out.Reason).Inc()
+	case KindDeadLetter:
+		if err := w.deadLetter(ctx, m, meta, out); err != nil {
+			d := w.cfg.Backoff.Delay(meta.NumDelivered)
+			log.Error("dead letter not stored; message kept for redelivery", zap.Error(err), zap.Duration("delay", d))
+			_ = m.NakWithDelay(d)
+			w.metrics.outcomes.WithLabelValues("retry", "dlq_unavailable").Inc()
+			return
+		}
+		log.Warn("dead-lettered", zap.String("reason", out.Reason), zap.Error(out.Err))
+		if err := m.TermWithReason(out.Reason); err != nil {
+			log.Warn("term", zap.Error(err))
+		}
+		w.metrics.outcomes.WithLabelValues("dead_letter", out.Reason).Inc()
+	}
+}
+
+// deadLetter publishes the message, its original headers and the failure to
+// the dead-letter subject and waits for the acknowledgement.
+func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, meta *jetstream.MsgMetadata, out Outcome) error {
+	dl := BuildDeadLetter(m.Subject(), m.Headers(), m.Data(), DeadLetterInfo{
+		Subject:    w.cfg.DLQSubject(out.Reason),
+		Stage:      w.cfg.Stage,
+		Reason:     out.Reason,
+		Err:        out.Err,
+		Stream:     meta.Stream,
+		Consumer:   meta.Consumer,
+		StreamSeq:  meta.Sequence.Stream,
+		Deliveries: meta.NumDelivered,
+		Extra:      out.Headers,
+	})
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := w.cfg.Publisher.PublishMsg(pctx, dl); err != nil {
+		return fmt.Errorf("publish dead letter %s: %w", dl.Subject, err)
+	}
+	return nil
+}
+
+// DeadLetterInfo describes a failure for BuildDeadLetter.
+type DeadLetterInfo struct {
+	Subject    string
+	Stage      string
+	Reason     string
+	Err        error
+	Stream     string
+	Consumer   string
+	StreamSeq  uint64
+	Deliveries uint64
+	Extra      map[string]string
+}
+
+// maxErrorHeader bounds Zen-Error so a huge error cannot bloat a header.
+const maxErrorHeader = 1024
+
+// BuildDeadLetter returns the dead-letter message: the original body and
+// headers (the original Nats-Msg-Id kept as Zen-Original-Msg-Id) plus
+// Zen-Error, Zen-Reason, Zen-Stage, Zen-Deliveries, Zen-Original-Stream,
+// Zen-Original-Subject, Zen-Original-Seq and Zen-Failed-At. Its Nats-Msg-Id
+// is stream:consumer:seq, so a dead letter stored twice (a crash between
+// publish and Term) is kept once.
+func BuildDeadLetter(subject string, hdr nats.Header, data []byte, info DeadLetterInfo) *nats.Msg {
+	out := nats.NewMsg(info.Subject)
+	out.Data = data
+	for k, vs := range hdr {
+		if k == zen.HeaderMsgID {
+			out.Header.Set(HeaderOriginalMsgID, vs[0])
+			continue
+		}
+		if len(k) > 4 && k[:4] == "Nats" {
+			continue
+		}
+		for _, v := range vs {
+			out.Header.Add(k, v)
+		}
+	}
+	errText := "unknown error"
+	if info.Err != nil {
+		errText = info.Err.Error()
+	}
+	if len(errText) > maxErrorHeader {
+		errText = errText[:maxErrorHeader]
+	}
+	out.Header.Set(zen.HeaderError, errText)
+	out.Header.Set(zen.HeaderReason, info.Reason)
+	out.Header.Set(zen.HeaderStage, info.Stage)
+	out.Header.Set(zen.HeaderDeliveries, strconv.FormatUint(info.Deliveries, 10))
+	out.Header.Set(zen.HeaderOrigStream, info.Stream)
+	out.Header.Set(zen.HeaderOrigSubj, subject)
+	out.Header.Set(zen.HeaderOrigSeq, strconv.FormatUint(info.StreamSeq, 10))
+	out.Header.Set(zen.HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	for k, v := range info.Extra {
+		out.Header.Set(k, v)
+	}
+	out.Header.Set(zen.HeaderMsgID, info.Stream+":"+info.Consumer+":"+strconv.FormatUint(info.StreamSeq, 10))
+	return out
+}
+
+// HeaderOriginalMsgID keeps a dead letter's original Nats-Msg-Id, restored
+// when it is replayed.
+const HeaderOriginalMsgID = "Zen-Original-Msg-Id"

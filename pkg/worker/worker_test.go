@@ -1,0 +1,408 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/zen-twilio/zen/pkg/natstest"
+	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/worker"
+	"github.com/zen-twilio/zen/pkg/zen"
+)
+
+// env is a real JetStream server with the pipeline's streams, a consumer on
+// TWILIO_RAW and a helper to run a worker over it.
+type env struct {
+	t   *testing.T
+	js  jetstream.JetStream
+	ctx context.Context
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := natstest.Run(t)
+	js := srv.JetStream(t)
+	natstest.ApplyStreams(t, js, streams.DefaultConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return &env{t: t, js: js, ctx: ctx}
+}
+
+func (e *env) consumer(maxDeliver int) func(context.Context) (jetstream.Consumer, error) {
+	return func(ctx context.Context) (jetstream.Consumer, error) {
+		return e.js.CreateOrUpdateConsumer(ctx, streams.StreamRaw, jetstream.ConsumerConfig{
+			Durable: "test", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 3 * time.Second,
+			MaxDeliver: maxDeliver, FilterSubject: "twilio.raw.>",
+		})
+	}
+}
+
+func (e *env) publish(n int) {
+	e.t.Helper()
+	for i := 0; i < n; i++ {
+		m := nats.NewMsg(streams.RawSubject("message-status"))
+		m.Data = []byte(fmt.Sprintf("MessageSid=SM%d", i))
+		m.Header.Set(zen.HeaderMsgID, fmt.Sprintf("id-%d", i))
+		m.Header.Set(zen.HeaderRequestID, fmt.Sprintf("req-%d", i))
+		if _, err := e.js.PublishMsg(e.ctx, m); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// run starts a worker and returns a stop function that cancels it and waits.
+func (e *env) run(cfg worker.Config) (stop func()) {
+	e.t.Helper()
+	cfg.Stage = "test"
+	if cfg.Consumer == nil {
+		cfg.Consumer = e.consumer(cfg.MaxDeliver)
+	}
+	cfg.Publisher = e.js
+	cfg.DLQSubject = func(r string) string { return streams.DLQSubject("test", r) }
+	cfg.Logger = zaptest.NewLogger(e.t)
+	w, err := worker.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("Run = %v", err)
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) pending() (ackPending int, numPending uint64) {
+	info, err := mustConsumer(e).Info(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.NumAckPending, info.NumPending
+}
+
+func mustConsumer(e *env) jetstream.Consumer {
+	c, err := e.js.Consumer(e.ctx, streams.StreamRaw, "test")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func (e *env) dlq() []jetstream.RawStreamMsg {
+	s, err := e.js.Stream(e.ctx, streams.StreamDLQ)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(e.ctx, seq)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, *m)
+	}
+	return out
+}
+
+func TestAckedMessagesLeaveNothingPending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(50)
+	var handled atomic.Int64
+	e.run(worker.Config{MaxDeliver: 3, Handler: func(context.Context, jetstream.Msg) worker.Outcome {
+		handled.Add(1)
+		return worker.Ack()
+	}})
+	natstest.CheckFor(t, 10*time.Second, func() error {
+		if ap, np := e.pending(); ap != 0 || np != 0 || handled.Load() < 50 {
+			return fmt.Errorf("handled %d, ack pending %d, pending %d", handled.Load(), ap, np)
+		}
+		return nil
+	})
+	if got := handled.Load(); got != 50 {
+		t.Errorf("handled %d messages, want 50 (each once)", got)
+	}
+}
+
+func TestRetryFollowsTheScheduleFromDeliveryCount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(1)
+	var mu sync.Mutex
+	var times []time.Time
+	var deliveries []uint64
+	e.run(worker.Config{MaxDeliver: 5, Backoff: worker.Backoff{Initial: 200 * time.Millisecond, Multiplier: 2, Max: time.Second},
+		Handler: func(_ context.Context, m jetstream.Msg) worker.Outcome {
+			meta, _ := m.Metadata()
+			mu.Lock()
+			defer mu.Unlock()
+			times = append(times, time.Now())
+			deliveries = append(deliveries, meta.NumDelivered)
+			if len(times) < 3 {
+				return worker.Retry(0, "http_503", errors.New("503"))
+			}
+			return worker.Ack()
+		}})
+	natstest.CheckFor(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if ap, np := e.pending(); len(times) < 3 || ap != 0 || np != 0 {
+			return fmt.Errorf("%d deliveries so far", len(times))
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := fmt.Sprint(deliveries), "[1 2 3]"; got != want {
+		t.Errorf("NumDelivered sequence = %s, want %s", got, want)
+	}
+	// Lower bounds only: a loaded machine may be late, never early.
+	for i, want := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond} {
+		if got := times[i+1].Sub(times[i]); got < want {
+			t.Errorf("delay before delivery %d = %v, want >= %v", i+2, got, want)
+		}
+	}
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("DLQ has %d messages, want 0", n)
+	}
+}
+
+func TestExplicitRetryAfterWins(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(1)
+	var mu sync.Mutex
+	var times []time.Time
+	e.run(worker.Config{MaxDeliver: 5, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Multiplier: 1},
+		Handler: func(context.Context, jetstream.Msg) worker.Outcome {
+			mu.Lock()
+			defer mu.Unlock()
+			times = append(times, time.Now())
+			if len(times) == 1 {
+				return worker.Retry(700*time.Millisecond, "http_429", errors.New("429"))
+			}
+			return worker.Ack()
+		}})
+	natstest.CheckFor(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(times) < 2 {
+			return errors.New("not redelivered yet")
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got := times[1].Sub(times[0]); got < 700*time.Millisecond {
+		t.Errorf("redelivered after %v, want >= 700ms (the explicit delay)", got)
+	}
+}
+
+func TestLastDeliveryIsDeadLetteredWithEvidence(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(1)
+	var calls atomic.Int64
+	e.run(worker.Config{MaxDeliver: 3, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Multiplier: 1},
+		Handler: func(context.Context, jetstream.Msg) worker.Outcome {
+			calls.Add(1)
+			return worker.Retry(0, "http_503", errors.New("target said 503"))
+		}})
+	natstest.CheckFor(t, 10*time.Second, func() error {
+		if n := len(e.dlq()); n != 1 {
+			return fmt.Errorf("DLQ has %d messages", n)
+		}
+		return nil
+	})
+	dl := e.dlq()[0]
+	for k, want := range map[string]string{
+		zen.HeaderStage: "test", zen.HeaderReason: "http_503", zen.HeaderDeliveries: "3",
+		zen.HeaderOrigStream: "TWILIO_RAW", zen.HeaderOrigSubj: "twilio.raw.message-status", zen.HeaderOrigSeq: "1",
+		zen.HeaderRequestID: "req-0", worker.HeaderOriginalMsgID: "id-0",
+	} {
+		if got := dl.Header.Get(k); got != want {
+			t.Errorf("dead letter header %s = %q, want %q", k, got, want)
+		}
+	}
+	if got, want := dl.Subject, "zen.dlq.test.http_503"; got != want {
+		t.Errorf("dead letter subject = %q, want %q", got, want)
+	}
+	if got, want := string(dl.Data), "MessageSid=SM0"; got != want {
+		t.Errorf("dead letter body = %q, want the original %q", got, want)
+	}
+	if got := dl.Header.Get(zen.HeaderError); got == "" {
+		t.Error("dead letter has no Zen-Error")
+	}
+	// Terminated: no fourth delivery, nothing pending.
+	natstest.CheckFor(t, 5*time.Second, func() error {
+		if ap, np := e.pending(); ap != 0 || np != 0 {
+			return fmt.Errorf("ack pending %d, pending %d", ap, np)
+		}
+		return nil
+	})
+	if got := calls.Load(); got != 3 {
+		t.Errorf("handler called %d times, want 3 (MaxDeliver)", got)
+	}
+}
+
+func TestPanicIsRetriedNotLost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(1)
+	var calls atomic.Int64
+	e.run(worker.Config{MaxDeliver: 5, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Multiplier: 1},
+		Handler: func(context.Context, jetstream.Msg) worker.Outcome {
+			if calls.Add(1) == 1 {
+				panic("boom")
+			}
+			return worker.Ack()
+		}})
+	natstest.CheckFor(t, 10*time.Second, func() error {
+		if ap, np := e.pending(); calls.Load() < 2 || ap != 0 || np != 0 {
+			return fmt.Errorf("calls %d", calls.Load())
+		}
+		return nil
+	})
+}
+
+func TestDeadLetterNotTerminatedWhenDLQUnavailable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if err := e.js.DeleteStream(e.ctx, streams.StreamDLQ); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(1)
+	var calls atomic.Int64
+	e.run(worker.Config{MaxDeliver: 10, Backoff: worker.Backoff{Initial: 50 * time.Millisecond, Multiplier: 1},
+		Handler: func(context.Context, jetstream.Msg) worker.Outcome {
+			calls.Add(1)
+			return worker.DeadLetter("bad_input", errors.New("never valid"))
+		}})
+	// The dead letter cannot be stored, so the message must come back.
+	natstest.CheckFor(t, 20*time.Second, func() error {
+		if calls.Load() < 2 {
+			return fmt.Errorf("calls %d", calls.Load())
+		}
+		return nil
+	})
+	// Once the DLQ exists again, it is stored and then terminated.
+	natstest.ApplyStreams(t, e.js, streams.DefaultConfig())
+	natstest.CheckFor(t, 20*time.Second, func() error {
+		if n := len(e.dlq()); n != 1 {
+			return fmt.Errorf("DLQ has %d", n)
+		}
+		if ap, np := e.pending(); ap != 0 || np != 0 {
+			return fmt.Errorf("ack pending %d, pending %d", ap, np)
+		}
+		return nil
+	})
+}
+
+func TestStopFinishesInFlightWork(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(4)
+	started := make(chan struct{}, 4)
+	release := make(chan struct{})
+	var acked atomic.Int64
+	stop := e.run(worker.Config{MaxDeliver: 3, Concurrency: 4, Handler: func(context.Context, jetstream.Msg) worker.Outcome {
+		started <- struct{}{}
+		<-release
+		acked.Add(1)
+		return worker.Ack()
+	}})
+	for i := 0; i < 4; i++ {
+		<-started
+	}
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned while handlers were still running")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-stopped
+	if got := acked.Load(); got != 4 {
+		t.Errorf("finished %d in-flight messages, want 4", got)
+	}
+	if ap, np := e.pending(); ap != 0 || np != 0 {
+		t.Errorf("after stop: ack pending %d, pending %d; want all acked", ap, np)
+	}
+}
+
+func TestConcurrencyIsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(40)
+	var cur, peak, done atomic.Int64
+	e.run(worker.Config{MaxDeliver: 3, Concurrency: 3, Handler: func(context.Context, jetstream.Msg) worker.Outcome {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+		cur.Add(-1)
+		done.Add(1)
+		return worker.Ack()
+	}})
+	natstest.CheckFor(t, 20*time.Second, func() error {
+		if done.Load() < 40 {
+			return fmt.Errorf("done %d", done.Load())
+		}
+		return nil
+	})
+	if p := peak.Load(); p > 3 {
+		t.Errorf("peak concurrency %d, want <= 3", p)
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	t.Parallel()
+	b := worker.Backoff{Initial: time.Second, Multiplier: 2, Max: 10 * time.Second}
+	for n, want := range map[uint64]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 500: 10 * time.Second} {
+		if got := b.Delay(n); got != want {
+			t.Errorf("Delay(%d) = %v, want %v", n, got, want)
+		}
+	}
+}
+
+func TestNewRejectsMissingDependencies(t *testing.T) {
+	t.Parallel()
+	_, err := worker.New(worker.Config{})
+	if err == nil {
+		t.Fatal("New(empty) = nil error")
+	}
+	for _, want := range []string{"Stage", "Consumer", "Publisher", "Handler", "DLQSubject", "MaxDeliver"} {
+		if !contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

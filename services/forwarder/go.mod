@@ -1,0 +1,7 @@
+module github.com/zen-twilio/zen/services/forwarder
+
+go 1.26.0
+
+require github.com/zen-twilio/zen/pkg v0.0.0
+
+replace github.com/zen-twilio/zen/pkg => ../../pkg
