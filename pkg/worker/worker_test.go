@@ -67,6 +67,9 @@ func (e *env) run(cfg worker.Config) (stop func()) {
 	if cfg.Consumer == nil {
 		cfg.Consumer = e.consumer(cfg.MaxDeliver)
 	}
+	if _, err := cfg.Consumer(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
 	cfg.Publisher = e.js
 	cfg.DLQSubject = func(r string) string { return streams.DLQSubject("test", r) }
 	cfg.Logger = zaptest.NewLogger(e.t)
