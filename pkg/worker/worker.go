@@ -100,8 +100,29 @@ func (c *Config) Validate() error {
 // Worker consumes one durable consumer with bounded concurrency and carries
 // out the handlers' outcomes. Create with New; Run once.
 type Worker struct {
-	cfg     Config
-	metrics *metrics
+	cfg       Config
+	metrics   *metrics
+	watchOnce sync.Once
+}
+
+// startWatcher runs WatchMaxDeliveries for the consumer when the Publisher
+// can read streams (a jetstream.JetStream).
+func (w *Worker) startWatcher(ctx context.Context, cons jetstream.Consumer, wg *sync.WaitGroup) {
+	js, ok := w.cfg.Publisher.(streamReader)
+	if !ok {
+		return
+	}
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := WatchMaxDeliveries(ctx, js, info.Stream, info.Name, w.cfg.Stage, w.cfg.DLQSubject, w.cfg.Logger); err != nil {
+			w.cfg.Logger.Warn("max deliveries watcher", zap.Error(err))
+		}
+	}()
 }
 
 // New checks cfg and returns a Worker.
@@ -147,6 +168,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.cfg.Logger.Warn("consumer unavailable, retrying", zap.Error(err), zap.Duration("in", retry))
 			continue
 		}
+		w.watchOnce.Do(func() { w.startWatcher(ctx, cons, &wg) })
 		it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
 		if err != nil {
 			w.cfg.Logger.Warn("consume: open iterator", zap.Error(err))

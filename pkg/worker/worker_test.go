@@ -409,3 +409,55 @@ func TestNewRejectsMissingDependencies(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestUnackedLastDeliveryIsDeadLettered plays a worker that crashes on every
+// delivery (fetches, never acks): once MaxDeliver is spent, the watcher of a
+// healthy replica stores the message as a dead letter.
+func TestUnackedLastDeliveryIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cons, err := e.js.CreateOrUpdateConsumer(e.ctx, streams.StreamRaw, jetstream.ConsumerConfig{
+		Durable: "crashy", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 300 * time.Millisecond,
+		MaxDeliver: 2, FilterSubject: "twilio.raw.>",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	go func() {
+		_ = worker.WatchMaxDeliveries(ctx, e.js, streams.StreamRaw, "crashy", "test",
+			func(r string) string { return streams.DLQSubject("test", r) }, zaptest.NewLogger(t))
+	}()
+	time.Sleep(50 * time.Millisecond) // let the advisory subscription register
+	e.publish(1)
+	for i := 0; i < 2; i++ {
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range b.Messages() {
+			// crash: no ack
+		}
+	}
+	// The server notices the exhausted message when the next pull asks for
+	// work, as the healthy replicas' pulls always do.
+	natstest.CheckFor(t, 10*time.Second, func() error {
+		if b, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond)); err == nil {
+			for range b.Messages() {
+				t.Error("a third delivery happened despite MaxDeliver 2")
+			}
+		}
+		if n := len(e.dlq()); n != 1 {
+			return fmt.Errorf("DLQ has %d messages", n)
+		}
+		return nil
+	})
+	dl := e.dlq()[0]
+	if got, want := dl.Header.Get(zen.HeaderReason), worker.ReasonUnacked; got != want {
+		t.Errorf("reason = %q, want %q", got, want)
+	}
+	if got, want := string(dl.Data), "MessageSid=SM0"; got != want {
+		t.Errorf("body = %q, want %q", got, want)
+	}
+}
