@@ -1,0 +1,219 @@
+// Package pack loads a transform package (packages/transforms/<provider>/<v>/):
+// package.yaml (metadata, endpoints, targets, flows) and the event rule files.
+//
+// Loading is strict: unknown keys are errors, every problem names its file,
+// line and field (`package.yaml:14: flows[0].target: unknown target "x"`),
+// `{{NAME}}` is substituted from an injectable lookup (a missing variable is
+// an error naming it), and cross-references are validated. All problems are
+// reported at once. A loaded *Package is immutable and safe for concurrent use.
+package pack
+
+import (
+	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/streams"
+)
+
+// Package is a loaded, validated transform package.
+type Package struct {
+	Dir       string
+	Meta      Meta
+	Endpoints []Endpoint
+	Targets   []Target
+	Flows     []Flow
+	Rules     []Rule
+	// RuleFiles are the rule files read, as paths under Dir.
+	RuleFiles []string
+	// Warnings are findings that do not stop loading (e.g. a flow routing an
+	// event its target does not accept). `zen package validate` reports them.
+	Warnings []Finding
+	// MissingEnv lists {{NAME}} variables that were unset, when loaded with
+	// Options.AllowMissingEnv (otherwise a missing variable is an error).
+	MissingEnv []string
+
+	byTwilio map[string]*Rule
+	byType   map[string]*Rule
+}
+
+// Meta is the package block.
+type Meta struct {
+	Name, Version, Provider, Visibility, Description string
+	CanonicalLayer, CanonicalArea                    string
+}
+
+// Endpoint is where Twilio calls us.
+type Endpoint struct {
+	Name, Provider, URL string
+	Auth                Auth
+	Events              []string
+	// Responses are static answers by Twilio event (e.g. TwiML for
+	// incoming-message); events without one get an empty 200.
+	Responses map[string]Response
+	Line      int
+	// Lines maps field paths ("events[2]") to their line, for findings.
+	Lines map[string]int
+}
+
+// Response is a static HTTP answer.
+type Response struct {
+	ContentType string
+	Body        string
+}
+
+// Auth describes an endpoint's or target's authentication.
+type Auth struct {
+	Type  string
+	Key   string
+	Token envconf.Secret
+}
+
+// Target is a destination of events.
+type Target struct {
+	Name, Provider, URL string
+	Auth                Auth
+	// SigningSecret, when set, makes the forwarder sign requests with
+	// Standard Webhooks headers.
+	SigningSecret envconf.Secret
+	Events        []string
+	Line          int
+	Lines         map[string]int
+}
+
+// Flow routes events from an endpoint to a target.
+type Flow struct {
+	Name, Provider, Endpoint, Target string
+	Events                           []string
+	Line                             int
+	Lines                            map[string]int
+}
+
+// Rule maps one Twilio event to one Zen event.
+type Rule struct {
+	// TwilioEvent is the webhook event, e.g. "message-status".
+	TwilioEvent string
+	// EventType is the Zen event type, e.g. "message.status".
+	EventType string
+	Priority  int
+	// PrimaryID lists the parameter paths of the primary id, first present wins.
+	PrimaryID []string
+	// Discriminators are appended to the dedupe key when present, each a
+	// list of fallback paths.
+	Discriminators [][]string
+	// Required parameters; a missing one dead-letters the request.
+	Required []string
+	Payload  []Field
+	File     string
+	Line     int
+}
+
+// Field is one output field of a rule's payload.
+type Field struct {
+	Name string
+	// From lists parameter paths (or built-ins such as $processed_at), first
+	// present wins. JSON input uses dotted paths (data.verification_sid).
+	From []string
+	// Type is the conversion: string (default), integer, boolean, time,
+	// lowercase, list.
+	Type string
+	// Default is used when no source is present (converted by Type).
+	Default *string
+	// FromIndexed and Count collect Prefix0..PrefixN-1 into a list.
+	FromIndexed string
+	Count       string
+	Line        int
+}
+
+// Conversions are the field types a rule may use.
+var Conversions = []string{"string", "integer", "boolean", "time", "lowercase", "list"}
+
+// Builtins are the values a rule may read besides parameters.
+var Builtins = []string{"$received_at", "$processed_at", "$twilio_event", "$event_type"}
+
+// RuleFor returns the rule for a Twilio event.
+func (p *Package) RuleFor(twilioEvent string) (*Rule, bool) {
+	r, ok := p.byTwilio[twilioEvent]
+	return r, ok
+}
+
+// RuleForType returns the rule producing a Zen event type.
+func (p *Package) RuleForType(eventType string) (*Rule, bool) {
+	r, ok := p.byType[eventType]
+	return r, ok
+}
+
+// Target returns the target with the given name.
+func (p *Package) Target(name string) (*Target, bool) {
+	for i := range p.Targets {
+		if p.Targets[i].Name == name {
+			return &p.Targets[i], true
+		}
+	}
+	return nil, false
+}
+
+// Routes returns, per target, the event types the flows route to it and the
+// target accepts, in flow order without duplicates: the filters of the
+// forwarder consumers.
+func (p *Package) Routes() []streams.Route {
+	var out []streams.Route
+	idx := map[string]int{}
+	seen := map[string]bool{}
+	for _, f := range p.Flows {
+		t, ok := p.Target(f.Target)
+		if !ok {
+			continue
+		}
+		accepts := setOf(t.Events)
+		for _, e := range f.Events {
+			if !accepts[e] || seen[f.Target+"\x00"+e] {
+				continue
+			}
+			seen[f.Target+"\x00"+e] = true
+			i, ok := idx[f.Target]
+			if !ok {
+				i = len(out)
+				idx[f.Target] = i
+				out = append(out, streams.Route{Target: f.Target})
+			}
+			out[i].EventTypes = append(out[i].EventTypes, e)
+		}
+	}
+	return out
+}
+
+// DestinationFor returns the first target a flow routes eventType to ("" if none).
+func (p *Package) DestinationFor(eventType string) string {
+	for _, r := range p.Routes() {
+		for _, e := range r.EventTypes {
+			if e == eventType {
+				return r.Target
+			}
+		}
+	}
+	return ""
+}
+
+// Response returns the endpoint's static response for a Twilio event.
+func (p *Package) Response(twilioEvent string) (Response, bool) {
+	for _, e := range p.Endpoints {
+		if r, ok := e.Responses[twilioEvent]; ok {
+			return r, true
+		}
+	}
+	return Response{}, false
+}
+
+func setOf(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+// lineOf returns the line of a field path in lines, or def.
+func lineOf(lines map[string]int, field string, def int) int {
+	if l, ok := lines[field]; ok {
+		return l
+	}
+	return def
+}
