@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/pack"
+	"github.com/zen-twilio/zen/pkg/streams"
+)
+
+func runStreams(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "apply" {
+		fmt.Fprintln(stderr, "usage: zen streams apply [--nats-url URL] [--package DIR]\n\nStream settings come from the same variables the services read (STREAM_REPLICAS, RAW_MAX_AGE, …, TRANSFORMER_*, FORWARDER_*).")
+		return 2
+	}
+	fs := flag.NewFlagSet("streams apply", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	r := envconf.New(lookupEnv)
+	natsURL := fs.String("nats-url", r.String("NATS_URL", nats.DefaultURL), "NATS server URL(s) (env NATS_URL)")
+	dir := fs.String("package", r.String("PACKAGE_DIR", "packages/transforms/twilio/v1"), "transform package directory, for the forwarder routes (env PACKAGE_DIR)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	cfg := streams.ConfigFromEnv(r)
+	tset := streams.ConsumerSettingsFromEnv(r, "TRANSFORMER_", streams.DefaultTransformerSettings())
+	fset := streams.ConsumerSettingsFromEnv(r, "FORWARDER_", streams.DefaultForwarderSettings())
+	opts := natsOptions(r)
+	if err := r.Err(); err != nil {
+		fmt.Fprintln(stderr, "zen streams apply:", err)
+		return 1
+	}
+	p, err := pack.LoadWith(*dir, lookupEnv, pack.Options{AllowMissingEnv: true})
+	if err != nil {
+		fmt.Fprintln(stderr, "zen streams apply: package:", err)
+		return 1
+	}
+	nc, err := nats.Connect(*natsURL, opts...)
+	if err != nil {
+		fmt.Fprintln(stderr, "zen streams apply: connect:", err)
+		return 1
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Fprintln(stderr, "zen streams apply:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := streams.Apply(ctx, js, cfg); err != nil {
+		fmt.Fprintln(stderr, "zen streams apply:", err)
+		return 1
+	}
+	routes := p.Routes()
+	if err := streams.ApplyConsumers(ctx, js, tset, fset, routes); err != nil {
+		fmt.Fprintln(stderr, "zen streams apply:", err)
+		return 1
+	}
+	for _, sc := range cfg.Streams() {
+		fmt.Fprintf(stdout, "stream   %-13s subjects %-16s replicas %d max-age %s\n", sc.Name, strings.Join(sc.Subjects, ","), sc.Replicas, sc.MaxAge)
+	}
+	fmt.Fprintf(stdout, "kv       %-13s ttl %s replicas %d\n", streams.BucketDedupe, cfg.DedupeTTL, cfg.Replicas)
+	fmt.Fprintf(stdout, "consumer %-13s on %s\n", streams.ConsumerTransformer, streams.StreamRaw)
+	for _, rt := range routes {
+		fmt.Fprintf(stdout, "consumer %-13s on %s, events %s\n", streams.ForwarderConsumer(rt.Target), streams.StreamEvents, strings.Join(rt.EventTypes, ","))
+	}
+	return 0
+}
+
+// natsOptions reads the optional NATS credentials every component accepts:
+// NATS_CREDS (a creds file) or NATS_USER and NATS_PASSWORD.
+func natsOptions(r *envconf.Reader) []nats.Option {
+	opts := []nats.Option{nats.Name("zen-cli")}
+	if f := r.String("NATS_CREDS", ""); f != "" {
+		opts = append(opts, nats.UserCredentials(f))
+	}
+	if u := r.String("NATS_USER", ""); u != "" {
+		opts = append(opts, nats.UserInfo(u, r.Secret("NATS_PASSWORD").Reveal()))
+	}
+	return opts
+}
