@@ -1,0 +1,225 @@
+package ingester
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/twiliosig"
+	"github.com/zen-twilio/zen/pkg/zen"
+)
+
+// HeaderRequestMethod records the HTTP method of a stored request (a GET's
+// parameters are stored as its form body).
+const HeaderRequestMethod = "Zen-Request-Method"
+
+const (
+	ctForm = "application/x-www-form-urlencoded"
+	ctJSON = "application/json"
+)
+
+// webhookHandler checks, in order: method (405), content type (415), size
+// (413), encoding (400), signature (403); then resolves the event, publishes
+// the raw body and answers only after JetStream's acknowledgement (503 with
+// Retry-After when that does not come in time). Nothing is published for a
+// rejected request.
+func (s *Service) webhookHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		reqID := newID()
+		event := "none"
+		code := s.serveWebhook(w, r, reqID, &event)
+		s.metrics.requests.WithLabelValues(event, strconv.Itoa(code)).Inc()
+		s.metrics.latency.Observe(time.Since(start).Seconds())
+		lvl := zap.DebugLevel
+		if code >= 400 {
+			lvl = zap.WarnLevel
+		}
+		if ce := s.log.Check(lvl, "webhook"); ce != nil {
+			ce.Write(zap.String("request_id", reqID), zap.String("event", event), zap.Int("status", code),
+				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Duration("took", time.Since(start)))
+		}
+	})
+}
+
+// reject answers a short body that reveals nothing about why in detail.
+func reject(w http.ResponseWriter, code int, msg string) int {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, msg+"\n")
+	return code
+}
+
+func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID string, event *string) int {
+	w.Header().Set(zen.HeaderRequestID, reqID)
+	receivedAt := s.cfg.Now().UTC()
+	fullURL := s.cfg.PublicURL + r.RequestURI
+
+	var (
+		body     []byte
+		params   url.Values
+		jsonBody []byte
+		ctype    string
+	)
+	switch r.Method {
+	case http.MethodGet:
+		params = r.URL.Query()
+		body, ctype = []byte(r.URL.RawQuery), ctForm
+	case http.MethodPost:
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || (mt != ctForm && mt != ctJSON) {
+			return reject(w, http.StatusUnsupportedMediaType, "unsupported content type: send application/x-www-form-urlencoded or application/json")
+		}
+		ctype = r.Header.Get("Content-Type")
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			return reject(w, http.StatusRequestEntityTooLarge, "request body too large")
+		}
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return reject(w, http.StatusRequestEntityTooLarge, "request body too large")
+			}
+			return reject(w, http.StatusBadRequest, "could not read the request body")
+		}
+		if mt == ctJSON {
+			if !json.Valid(body) {
+				return reject(w, http.StatusBadRequest, "malformed JSON body")
+			}
+			jsonBody = body
+		} else {
+			params, err = url.ParseQuery(string(body))
+			if err != nil {
+				return reject(w, http.StatusBadRequest, "malformed form body")
+			}
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		return reject(w, http.StatusMethodNotAllowed, "method not allowed")
+	}
+
+	sig := r.Header.Get(zen.HeaderTwilioSignature)
+	if s.verifier != nil {
+		var err error
+		switch {
+		case jsonBody != nil:
+			err = s.verifier.VerifyJSON(fullURL, jsonBody, sig)
+		case r.Method == http.MethodGet:
+			err = s.verifier.VerifyForm(fullURL, nil, sig)
+		default:
+			err = s.verifier.VerifyForm(fullURL, params, sig)
+		}
+		if err != nil {
+			reason := "invalid"
+			if errors.Is(err, twiliosig.ErrMissingSignature) {
+				reason = "missing"
+			}
+			s.metrics.signatures.WithLabelValues(reason).Inc()
+			return reject(w, http.StatusForbidden, "forbidden")
+		}
+	}
+
+	*event = Resolve(r.Header.Get(zen.HeaderTwilioEvent), r.PathValue("event"), params, jsonBody, s.known)
+
+	// Shed load instead of queueing when JetStream is slow.
+	select {
+	case s.inflight <- struct{}{}:
+		defer func() { <-s.inflight }()
+	default:
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+		return reject(w, http.StatusServiceUnavailable, "busy, retry later")
+	}
+
+	msg := nats.NewMsg(streams.RawSubject(*event))
+	msg.Data = body
+	msg.Header.Set(zen.HeaderContentType, ctype)
+	if sig != "" {
+		msg.Header.Set(zen.HeaderTwilioSignature, sig)
+	}
+	msg.Header.Set(zen.HeaderTwilioEvent, *event)
+	token := r.Header.Get(zen.HeaderIdempotencyToken)
+	if token != "" {
+		msg.Header.Set(zen.HeaderIdempotencyToken, token)
+	}
+	msg.Header.Set(zen.HeaderRequestID, reqID)
+	msg.Header.Set(zen.HeaderReceivedAt, receivedAt.Format(time.RFC3339Nano))
+	msg.Header.Set(zen.HeaderRequestURL, fullURL)
+	msg.Header.Set(HeaderRequestMethod, r.Method)
+	msg.Header.Set(zen.HeaderMsgID, msgID(token, fullURL, params, jsonBody))
+
+	if !s.nc.IsConnected() {
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+		return reject(w, http.StatusServiceUnavailable, "temporarily unavailable, retry later")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
+	defer cancel()
+	pstart := time.Now()
+	_, err := s.js.PublishMsg(ctx, msg)
+	s.metrics.publish.Observe(time.Since(pstart).Seconds())
+	if err != nil {
+		s.log.Warn("publish not acknowledged", zap.String("request_id", reqID), zap.String("event", *event), zap.Error(err))
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+		return reject(w, http.StatusServiceUnavailable, "temporarily unavailable, retry later")
+	}
+
+	if resp, ok := s.responses[*event]; ok {
+		w.Header().Set("Content-Type", resp.ContentType)
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, resp.Body)
+		return http.StatusOK
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+	return http.StatusOK
+}
+
+// msgID is the JetStream de-duplication id: Twilio's idempotency token when
+// sent, else a hash of the URL and the sorted parameters (or the JSON body),
+// so Twilio's retries of one callback are stored once.
+func msgID(token, fullURL string, params url.Values, jsonBody []byte) string {
+	if token != "" {
+		return "t-" + token
+	}
+	h := sha256.New()
+	h.Write([]byte(fullURL))
+	h.Write([]byte{0})
+	if jsonBody != nil {
+		h.Write(jsonBody)
+	} else {
+		keys := make([]string, 0, len(params))
+		for k := range params {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			for _, v := range params[k] {
+				h.Write([]byte(k))
+				h.Write([]byte{0})
+				h.Write([]byte(v))
+				h.Write([]byte{0})
+			}
+		}
+	}
+	return "h-" + hex.EncodeToString(h.Sum(nil))
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

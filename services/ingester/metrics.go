@@ -1,0 +1,35 @@
+package ingester
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests   *prometheus.CounterVec
+	latency    prometheus.Histogram
+	publish    prometheus.Histogram
+	signatures *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zen_ingester_requests_total",
+			Help: "Webhook requests by resolved Twilio event and HTTP status code.",
+		}, []string{"event", "code"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "zen_ingester_request_seconds", Help: "Time from request start to answer.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "zen_ingester_publish_seconds", Help: "Time for JetStream to acknowledge a raw request.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}),
+		signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zen_ingester_signature_failures_total", Help: "Requests rejected with 403, by reason (missing, invalid).",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.publish, m.signatures,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zen_ingester_in_flight", Help: "Requests being published now."}, inflight))
+	return m
+}

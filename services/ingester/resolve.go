@@ -1,0 +1,98 @@
+package ingester
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/url"
+	"strings"
+)
+
+// The Twilio webhook events the ingester can resolve (DESIGN.md "Event types").
+const (
+	EventIncomingMessage    = "incoming-message"
+	EventMessageStatus      = "message-status"
+	EventIncomingCall       = "incoming-call"
+	EventCallStatus         = "call-status"
+	EventRecordingStatus    = "recording-status"
+	EventVerificationStatus = "verification-status"
+	EventUnknown            = "unknown"
+)
+
+var knownEvents = map[string]bool{
+	EventIncomingMessage: true, EventMessageStatus: true, EventIncomingCall: true,
+	EventCallStatus: true, EventRecordingStatus: true, EventVerificationStatus: true,
+}
+
+// verifyEventPrefix is the CloudEvent type of Verify status (Event Streams).
+const verifyEventPrefix = "com.twilio.accountsecurity.verify.verification."
+
+// Resolve returns the Twilio event of a request: the X-Twilio-Event header
+// when it names a known event; else the last path segment; else inferred
+// from the parameters; else EventUnknown (stored, then dead-lettered by the
+// transformer, never dropped). Real Twilio sends no X-Twilio-Event, so the
+// path and the inference are what production uses.
+func Resolve(header, pathEvent string, params url.Values, jsonBody []byte, known map[string]bool) string {
+	if known == nil {
+		known = knownEvents
+	}
+	if h := strings.ToLower(strings.TrimSpace(header)); known[h] {
+		return h
+	}
+	if p := strings.ToLower(pathEvent); known[p] {
+		return p
+	}
+	if jsonBody != nil {
+		return inferJSON(jsonBody)
+	}
+	return inferForm(params)
+}
+
+func inferJSON(body []byte) string {
+	var items []struct {
+		Type string `json:"type"`
+	}
+	b := bytes.TrimSpace(body)
+	if len(b) > 0 && b[0] == '{' {
+		b = append(append([]byte{'['}, b...), ']')
+	}
+	if err := json.Unmarshal(b, &items); err != nil || len(items) == 0 {
+		return EventUnknown
+	}
+	if strings.HasPrefix(items[0].Type, verifyEventPrefix) {
+		return EventVerificationStatus
+	}
+	return EventUnknown
+}
+
+// inferForm recognises each family by the parameters Twilio documents for it.
+func inferForm(p url.Values) string {
+	has := func(k string) bool { return p.Get(k) != "" }
+	switch {
+	case has("RecordingSid") && has("RecordingStatus"):
+		return EventRecordingStatus
+	case has("VerificationSid") || (has("ServiceSid") && strings.HasPrefix(p.Get("Sid"), "VE")):
+		return EventVerificationStatus
+	case has("MessageSid") || has("SmsSid") || has("SmsMessageSid"):
+		status := strings.ToLower(p.Get("MessageStatus"))
+		if status == "" {
+			status = strings.ToLower(p.Get("SmsStatus"))
+		}
+		if status == "received" || (status == "" && (has("Body") || has("NumMedia"))) {
+			return EventIncomingMessage
+		}
+		if status != "" {
+			return EventMessageStatus
+		}
+	case has("CallSid"):
+		if has("CallbackSource") || has("SequenceNumber") || has("CallDuration") {
+			return EventCallStatus
+		}
+		switch strings.ToLower(p.Get("CallStatus")) {
+		case "ringing", "":
+			return EventIncomingCall
+		default:
+			return EventCallStatus
+		}
+	}
+	return EventUnknown
+}
