@@ -1,0 +1,142 @@
+package transformer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/worker"
+)
+
+// Config configures the transformer. Build it with ConfigFromEnv or
+// DefaultConfig; New validates it.
+type Config struct {
+	// ListenAddr serves /healthz, /readyz and /metrics.
+	ListenAddr string
+	// PackageDir is the transform package whose rules apply.
+	PackageDir string
+	// Lookup supplies the package's {{NAME}} variables (default: the
+	// environment the config was read from).
+	Lookup envconf.Lookup
+	// Concurrency bounds messages handled at once per replica.
+	Concurrency int
+	// Consumer holds AckWait, MaxDeliver, BackOff, MaxAckPending.
+	Consumer streams.ConsumerSettings
+	// Retry is the NakWithDelay schedule of transient failures.
+	Retry worker.Backoff
+	// PublishTimeout bounds the wait for the event publish acknowledgements.
+	PublishTimeout time.Duration
+	// ShutdownGrace bounds the wait for in-flight messages on shutdown.
+	ShutdownGrace time.Duration
+
+	NATSURL      string
+	NATSCreds    string
+	NATSUser     string
+	NATSPassword envconf.Secret
+	StreamsApply bool
+	Streams      streams.Config
+	LogLevel     string
+
+	// Conn, when set, is used instead of connecting (zen dev, tests).
+	Conn *nats.Conn
+	// Now is the clock of processed_at (default time.Now).
+	Now func() time.Time
+	// DisableOps skips the ops HTTP listener (zen dev runs its own).
+	DisableOps bool
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:     ":8081",
+		PackageDir:     "packages/transforms/twilio/v1",
+		Concurrency:    32,
+		Consumer:       streams.DefaultTransformerSettings(),
+		Retry:          worker.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2},
+		PublishTimeout: 5 * time.Second,
+		ShutdownGrace:  20 * time.Second,
+		NATSURL:        nats.DefaultURL,
+		StreamsApply:   true,
+		Streams:        streams.DefaultConfig(),
+		LogLevel:       "info",
+	}
+}
+
+func readConfig(r *envconf.Reader) Config {
+	c := DefaultConfig()
+	c.ListenAddr = r.String("LISTEN_ADDR", c.ListenAddr)
+	c.PackageDir = r.String("PACKAGE_DIR", c.PackageDir)
+	c.Concurrency = r.Int("TRANSFORMER_CONCURRENCY", c.Concurrency)
+	c.Consumer = streams.ConsumerSettingsFromEnv(r, "TRANSFORMER_", c.Consumer)
+	c.Retry.Initial = r.Duration("TRANSFORMER_RETRY_INITIAL", c.Retry.Initial)
+	c.Retry.Max = r.Duration("TRANSFORMER_RETRY_MAX", c.Retry.Max)
+	c.PublishTimeout = r.Duration("PUBLISH_TIMEOUT", c.PublishTimeout)
+	c.ShutdownGrace = r.Duration("SHUTDOWN_GRACE", c.ShutdownGrace)
+	c.NATSURL = r.String("NATS_URL", c.NATSURL)
+	c.NATSCreds = r.String("NATS_CREDS", "")
+	c.NATSUser = r.String("NATS_USER", "")
+	c.NATSPassword = r.Secret("NATS_PASSWORD")
+	c.StreamsApply = r.Bool("STREAMS_APPLY", c.StreamsApply)
+	c.Streams = streams.ConfigFromEnv(r)
+	c.LogLevel = r.String("LOG_LEVEL", c.LogLevel)
+	return c
+}
+
+// ConfigFromEnv reads the configuration through lookup (which also supplies
+// the package's {{NAME}} variables) and validates it.
+func ConfigFromEnv(lookup envconf.Lookup) (Config, error) {
+	r := envconf.New(lookup)
+	c := readConfig(r)
+	c.Lookup = lookup
+	return c, errors.Join(r.Err(), c.Validate())
+}
+
+// ConfigVars lists every environment variable the transformer reads
+// (besides the package's {{NAME}} variables).
+func ConfigVars() []string {
+	r := envconf.New(envconf.MapLookup(nil))
+	readConfig(r)
+	return r.Names()
+}
+
+// Validate reports every inconsistency, naming the variables.
+func (c Config) Validate() error {
+	var errs []error
+	fail := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("env var `%s` %s", name, fmt.Sprintf(format, args...)))
+	}
+	if c.PackageDir == "" {
+		fail("PACKAGE_DIR", "is required")
+	}
+	if c.Concurrency < 1 {
+		fail("TRANSFORMER_CONCURRENCY", "must be >= 1, got %d", c.Concurrency)
+	}
+	if c.Consumer.MaxAckPending < c.Concurrency {
+		fail("TRANSFORMER_MAX_ACK_PENDING", "must be >= TRANSFORMER_CONCURRENCY (%d), got %d", c.Concurrency, c.Consumer.MaxAckPending)
+	}
+	if c.Retry.Initial <= 0 || c.Retry.Max < c.Retry.Initial {
+		fail("TRANSFORMER_RETRY_INITIAL", "must be > 0 and <= TRANSFORMER_RETRY_MAX, got %s and %s", c.Retry.Initial, c.Retry.Max)
+	}
+	if c.PublishTimeout <= 0 || c.PublishTimeout >= c.Consumer.AckWait {
+		fail("PUBLISH_TIMEOUT", "must be > 0 and < TRANSFORMER_ACK_WAIT (%s), got %s", c.Consumer.AckWait, c.PublishTimeout)
+	}
+	if c.Conn == nil && c.NATSURL == "" {
+		fail("NATS_URL", "is required")
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) natsOptions(name string) []nats.Option {
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true)}
+	if c.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	if c.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPassword.Reveal()))
+	}
+	return opts
+}
