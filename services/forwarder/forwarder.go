@@ -1,0 +1,323 @@
+// Package forwarder delivers Zen events (stream ZEN_EVENTS) to the targets
+// of the transform package over HTTP: one durable consumer
+// `forwarder-<target>` per target, filtered to the event types its flows
+// route to it and shared by all replicas. 2xx acks; network errors, 408, 429
+// and 5xx are redelivered on a schedule (or after Retry-After); other 4xx
+// and exhausted deliveries are dead-lettered on zen.dlq.forwarder.<target>.
+// Each event key is delivered once per target (bucket zen_dedupe), and
+// every attempt is recorded on zen.attempts.<target>.
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/zen-twilio/zen/pkg/httpserve"
+	"github.com/zen-twilio/zen/pkg/pack"
+	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/worker"
+	"github.com/zen-twilio/zen/pkg/zen"
+)
+
+// HeaderReplay marks a message republished by `zen replay`: it may take over
+// a stale delivery claim.
+const HeaderReplay = "Zen-Replay"
+
+// Service is a running forwarder. Create with New, then Run once.
+type Service struct {
+	cfg      Config
+	log      *zap.Logger
+	nc       *nats.Conn
+	ownsConn bool
+	js       jetstream.JetStream
+	ops      *httpserve.Ops
+	ln       net.Listener
+	metrics  *metrics
+	targets  []*targetWorker
+
+	kvMu sync.Mutex
+	kv   jetstream.KeyValue
+}
+
+type targetWorker struct {
+	route  streams.Route
+	target pack.Target
+	deliv  *deliverer
+	worker *worker.Worker
+}
+
+// New loads the package, connects to NATS (or uses cfg.Conn) and prepares
+// one worker per target; it does not consume until Run.
+func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p, err := pack.Load(cfg.PackageDir, cfg.Lookup)
+	if err != nil {
+		return nil, fmt.Errorf("load package %s: %w", cfg.PackageDir, err)
+	}
+	routes := p.Routes()
+	if len(routes) == 0 {
+		return nil, fmt.Errorf("package %s routes no event to any target", cfg.PackageDir)
+	}
+	s := &Service{cfg: cfg, log: log}
+	if cfg.Conn != nil {
+		s.nc = cfg.Conn
+	} else {
+		nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("connect %s: %w", cfg.NATSURL, err)
+		}
+		s.nc, s.ownsConn = nc, true
+	}
+	s.ops = httpserve.NewOps(s.ready)
+	s.metrics = newMetrics(s.ops.Registry)
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) {
+		s.metrics.recordsFailed.Inc()
+	})); err != nil {
+		s.close()
+		return nil, err
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		rt = newTransport(cfg.Concurrency)
+	}
+	for _, r := range routes {
+		t, _ := p.Target(r.Target)
+		tw := &targetWorker{route: r, target: *t, deliv: newDeliverer(*t, rt, cfg)}
+		tw.worker, err = worker.New(worker.Config{
+			Stage:       streams.StageForwarder,
+			Consumer:    s.consumerFor(r),
+			Publisher:   s.js,
+			Handler:     s.handlerFor(tw),
+			DLQSubject:  func(string) string { return streams.DLQSubject(streams.StageForwarder, r.Target) },
+			Concurrency: cfg.Concurrency,
+			MaxDeliver:  cfg.Consumer.MaxDeliver,
+			Backoff:     cfg.Retry,
+			AckWait:     cfg.Consumer.AckWait,
+			Logger:      log.With(zap.String("target", r.Target)),
+			Registerer:  prometheusWrap(s.ops, r.Target),
+		})
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.targets = append(s.targets, tw)
+	}
+	if !cfg.DisableOps {
+		if s.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+			s.close()
+			return nil, fmt.Errorf("env var `LISTEN_ADDR`: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Handler serves /healthz, /readyz and /metrics.
+func (s *Service) Handler() http.Handler { return s.ops.Handler() }
+
+// Addr is the ops listener's address (nil with DisableOps).
+func (s *Service) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+func (s *Service) consumerFor(r streams.Route) func(context.Context) (jetstream.Consumer, error) {
+	return func(ctx context.Context) (jetstream.Consumer, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if s.cfg.StreamsApply {
+			if err := streams.Apply(ctx, s.js, s.cfg.Streams); err != nil {
+				return nil, err
+			}
+		}
+		cc, err := streams.ForwarderConsumerConfig(r.Target, r.EventTypes, s.cfg.Consumer)
+		if err != nil {
+			return nil, err
+		}
+		return s.js.CreateOrUpdateConsumer(ctx, streams.StreamEvents, cc)
+	}
+}
+
+// dedupeBucket returns the zen_dedupe bucket, binding it on first use.
+func (s *Service) dedupeBucket(ctx context.Context) (*dedupe, error) {
+	s.kvMu.Lock()
+	defer s.kvMu.Unlock()
+	if s.kv == nil {
+		kv, err := s.js.KeyValue(ctx, streams.BucketDedupe)
+		if err != nil {
+			return nil, fmt.Errorf("bind kv %s: %w", streams.BucketDedupe, err)
+		}
+		s.kv = kv
+	}
+	return &dedupe{kv: s.kv}, nil
+}
+
+func (s *Service) ready(ctx context.Context) error {
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("nats: %s", s.nc.Status())
+	}
+	return streams.Check(ctx, s.js)
+}
+
+// handlerFor delivers one event to tw's target.
+func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
+	name := tw.target.Name
+	return func(ctx context.Context, m jetstream.Msg) worker.Outcome {
+		meta, err := m.Metadata()
+		if err != nil {
+			return worker.DeadLetter("no_metadata", err)
+		}
+		h := m.Headers()
+		key := h.Get(zen.HeaderDedupeKey)
+		if key == "" {
+			key = h.Get(zen.HeaderMsgID)
+		}
+		seq := meta.Sequence.Stream
+		att := Attempt{EventID: streams.StreamEvents + ":" + strconv.FormatUint(seq, 10), DedupeKey: key, Target: name,
+			EventType: h.Get(zen.HeaderEventType), Attempt: int(meta.NumDelivered)}
+		if key == "" {
+			att.Outcome, att.Error = "dead_letter", "event has no dedupe key"
+			s.recordAttempt(att)
+			return worker.DeadLetter("no_dedupe_key", errors.New("event has no Zen-Dedupe-Key or Nats-Msg-Id"))
+		}
+		dd, err := s.dedupeBucket(ctx)
+		if err != nil {
+			return worker.Retry(0, "dedupe_unavailable", err)
+		}
+		kvKey := streams.KVKey(name, key)
+		state, err := dd.claim(ctx, kvKey, seq, h.Get(HeaderReplay) != "")
+		if err != nil {
+			return worker.Retry(0, "dedupe_unavailable", err)
+		}
+		switch state {
+		case claimDelivered:
+			s.metrics.dedupeHits.WithLabelValues(name).Inc()
+			s.metrics.attempts.WithLabelValues(name, "duplicate").Inc()
+			att.Outcome = "duplicate"
+			s.recordAttempt(att)
+			return worker.Ack()
+		case claimOther:
+			att.Outcome = "in_flight_elsewhere"
+			s.recordAttempt(att)
+			return worker.Retry(0, "in_flight_elsewhere", errors.New("another copy of this event is being delivered"))
+		}
+
+		body, err := withDestination(m.Data(), name)
+		if err != nil {
+			_ = dd.release(ctx, kvKey, seq)
+			att.Outcome, att.Error = "dead_letter", err.Error()
+			s.recordAttempt(att)
+			return worker.DeadLetter("undecodable_event", err)
+		}
+		s.metrics.inFlight.WithLabelValues(name).Inc()
+		start := time.Now()
+		res := tw.deliv.post(ctx, body, key)
+		took := time.Since(start)
+		s.metrics.inFlight.WithLabelValues(name).Dec()
+		s.metrics.latency.WithLabelValues(name).Observe(took.Seconds())
+		s.metrics.attempts.WithLabelValues(name, class(res)).Inc()
+
+		out := Classify(res.status, res.err, res.retryAfter, res.snippet, s.cfg.Now(), s.cfg.MaxRetryAfter)
+		att.Status, att.LatencyMS = res.status, float64(took.Microseconds())/1000
+		if out.Err != nil {
+			att.Error = out.Err.Error()
+		}
+		last := int(meta.NumDelivered) >= s.cfg.Consumer.MaxDeliver
+		switch {
+		case out.Kind == worker.KindAck:
+			att.Outcome = "delivered"
+			if err := dd.delivered(ctx, kvKey, seq, s.cfg.Now()); err != nil {
+				// Delivered all the same: ack. Only a later copy of this event
+				// could be POSTed again; the Idempotency-Key covers it.
+				s.log.Warn("delivered but the dedupe key was not recorded", zap.String("key", key), zap.Error(err))
+			}
+		case out.Kind == worker.KindDeadLetter || last:
+			att.Outcome = "dead_letter"
+			s.metrics.deadLetters.WithLabelValues(name, out.Reason).Inc()
+			if err := dd.release(ctx, kvKey, seq); err != nil {
+				s.log.Warn("release delivery claim", zap.String("key", key), zap.Error(err))
+			}
+		default:
+			att.Outcome = "retry"
+		}
+		s.recordAttempt(att)
+		return out
+	}
+}
+
+func class(r result) string {
+	if r.err != nil {
+		return "error"
+	}
+	return strconv.Itoa(r.status/100) + "xx"
+}
+
+// Run consumes every target until ctx ends; then /readyz turns false, the
+// workers stop pulling and finish their in-flight deliveries, the ops server
+// stops and the NATS connection is drained.
+func (s *Service) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, s.ops.SetDraining)
+	defer stop()
+	opsDone := make(chan error, 1)
+	if s.ln != nil {
+		go func() { opsDone <- httpserve.Serve(ctx, httpserve.NewServer(s.ops.Handler()), s.ln, 5*time.Second) }()
+	} else {
+		opsDone <- nil
+	}
+	errs := make(chan error, len(s.targets))
+	for _, tw := range s.targets {
+		s.log.Info("forwarder consuming", zap.String("target", tw.target.Name), zap.Strings("events", tw.route.EventTypes))
+		go func() { errs <- tw.worker.Run(ctx) }()
+	}
+	var err error
+	for range s.targets {
+		err = errors.Join(err, <-errs)
+	}
+	err = errors.Join(err, <-opsDone)
+	if s.ownsConn {
+		err = errors.Join(err, drain(s.nc, s.cfg.ShutdownGrace))
+	}
+	s.log.Info("forwarder stopped")
+	return err
+}
+
+func (s *Service) close() {
+	if s.ownsConn {
+		s.nc.Close()
+	}
+}
+
+func drain(nc *nats.Conn, timeout time.Duration) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return fmt.Errorf("drain nats: %w", err)
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(timeout):
+		nc.Close()
+		return errors.New("drain nats: timed out")
+	}
+}

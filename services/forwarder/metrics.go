@@ -1,0 +1,38 @@
+package forwarder
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	attempts      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	dedupeHits    *prometheus.CounterVec
+	deadLetters   *prometheus.CounterVec
+	inFlight      *prometheus.GaugeVec
+	recordsFailed prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zen_forwarder_attempts_total", Help: "Delivery attempts by target and class: 2xx, 3xx, 4xx, 5xx, error, duplicate.",
+		}, []string{"target", "class"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "zen_forwarder_delivery_seconds", Help: "Time of one POST to a target.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}, []string{"target"}),
+		dedupeHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zen_forwarder_dedupe_hits_total", Help: "Events acked without a POST because their key was already delivered.",
+		}, []string{"target"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zen_forwarder_dead_letters_total", Help: "Events dead-lettered, by target and reason.",
+		}, []string{"target", "reason"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "zen_forwarder_in_flight", Help: "POSTs in flight, by target.",
+		}, []string{"target"}),
+		recordsFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zen_forwarder_attempt_records_failed_total", Help: "Attempt records that could not be published.",
+		}),
+	}
+	reg.MustRegister(m.attempts, m.latency, m.dedupeHits, m.deadLetters, m.inFlight, m.recordsFailed)
+	return m
+}
