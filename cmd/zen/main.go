@@ -29,6 +29,9 @@ var groups = map[string]struct {
 }{
 	"package": {runPackage, "validate | inspect | evidence a transform package"},
 	"streams": {runStreams, "apply the JetStream streams, consumers and KV bucket"},
+	"dev":     {runDev, "run the whole pipeline locally on an embedded NATS server"},
+	"send":    {runSend, "sign and send test webhooks (fixtures), or generate load"},
+	"replay":  {runReplay, "replay dead letters, stored raw requests, or one event"},
 }
 
 func main() {

@@ -378,11 +378,11 @@ func TestClientErrorIsDeadLetteredAtOnce(t *testing.T) {
 		t.Errorf("dead letter subject %s, want %s", d.Subject, want)
 	}
 	checks := map[string]string{
-		zen.HeaderReason:          "http_400",
-		zen.HeaderStage:           streams.StageForwarder,
+		zen.HeaderReason:           "http_400",
+		zen.HeaderStage:            streams.StageForwarder,
 		forwarder.HeaderHTTPStatus: "400",
-		zen.HeaderDedupeKey:       "tw-SM400.message.status.failed",
-		zen.HeaderDeliveries:      "1",
+		zen.HeaderDedupeKey:        "tw-SM400.message.status.failed",
+		zen.HeaderDeliveries:       "1",
 	}
 	for h, want := range checks {
 		if got := d.Header.Get(h); got != want {
