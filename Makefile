@@ -32,19 +32,33 @@ $(BIN)/nats-server: tools/go.mod tools/go.sum
 	@mkdir -p $(BIN)
 	cd tools && GOWORK=off $(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
-## test: gofmt and vet, then every module's tests with the race detector
+## test: gofmt and vet, every module's tests with the race detector, then the short e2e run
 test: fmt-check vet tools
 	$(GO) test -race -shuffle=on -count=1 -timeout=$(TEST_TIMEOUT) $(PKGS)
+	ZEN_E2E_WEBHOOKS=1000 ZEN_E2E_RATE=100 $(GO) test -count=1 -timeout=10m ./e2e/...
 .PHONY: test
+
+## e2e: the fault-injection suite in full (5,000 webhooks, kills, NATS failover); E2E_RUNS=3 repeats it
+E2E_RUNS ?= 1
+e2e: tools
+	@mkdir -p $(BIN)
+	@for i in $$(seq 1 $(E2E_RUNS)); do \
+		echo "== e2e run $$i of $(E2E_RUNS)"; \
+		ZEN_E2E_WEBHOOKS=5000 ZEN_E2E_RATE=200 ZEN_E2E_REPORT=$(CURDIR)/bin/e2e-report-$$i.txt \
+			$(GO) test -count=1 -timeout=20m -v -run TestNothingLostNothingTwice ./e2e/... > $(CURDIR)/bin/e2e-run-$$i.log 2>&1 \
+			|| { tail -150 $(CURDIR)/bin/e2e-run-$$i.log; exit 1; }; \
+		cat $(CURDIR)/bin/e2e-report-$$i.txt; \
+	done
+.PHONY: e2e
 
 ## vet: go vet over every module
 vet:
-	$(GO) vet $(PKGS)
+	$(GO) vet $(PKGS) ./e2e/...
 .PHONY: vet
 
 ## fmt-check: fail when gofmt would change a file
 fmt-check:
-	@out=$$(gofmt -l $(MODULES) tools); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $(MODULES) e2e tools); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 .PHONY: fmt-check
 
 ## lint: fmt-check and vet (the linters that need nothing beyond Go)

@@ -6,5 +6,5 @@
 // reaches the warehouse, once.
 //
 // `make e2e` runs the full suite (5,000 webhooks); `make test` runs the short
-// form (ZEN_E2E_WEBHOOKS defaults to a few hundred).
+// form (1,000 webhooks at 100/s).
 package e2e

@@ -34,7 +34,15 @@ func webhookCount() int {
 	if n, err := strconv.Atoi(os.Getenv("ZEN_E2E_WEBHOOKS")); err == nil && n > 0 {
 		return n
 	}
-	return 600
+	return 1000
+}
+
+// sendRate paces the client (webhooks/s) so the faults land mid-run.
+func sendRate() float64 {
+	if n, err := strconv.ParseFloat(os.Getenv("ZEN_E2E_RATE"), 64); err == nil && n > 0 {
+		return n
+	}
+	return 100
 }
 
 func freeAddr(t *testing.T) string {
@@ -107,7 +115,7 @@ func TestNothingLostNothingTwice(t *testing.T) {
 		readyURLs = append(readyURLs, "http://"+addr+"/readyz")
 		ops := freeAddr(t)
 		transformers = append(transformers, NewProc(fmt.Sprintf("transformer-%d", i), filepath.Join(bins, "transformer"), logDir, with(map[string]string{
-			"LISTEN_ADDR": ops, "TRANSFORMER_ACK_WAIT": "5s", "TRANSFORMER_BACKOFF": "5s,10s", "TRANSFORMER_MAX_DELIVER": "50",
+			"LISTEN_ADDR": ops, "TRANSFORMER_ACK_WAIT": "10s", "PUBLISH_TIMEOUT": "3s", "TRANSFORMER_BACKOFF": "10s,20s", "TRANSFORMER_MAX_DELIVER": "50",
 			"TRANSFORMER_RETRY_INITIAL": "200ms", "TRANSFORMER_RETRY_MAX": "2s",
 		})))
 		readyURLs = append(readyURLs, "http://"+ops+"/readyz")
@@ -209,7 +217,11 @@ func TestNothingLostNothingTwice(t *testing.T) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
-	for _, w := range hooks {
+	rate := sendRate()
+	for i, w := range hooks {
+		if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
+			time.Sleep(d)
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -301,7 +313,7 @@ func TestNothingLostNothingTwice(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(tw, "check\tvalue\t\n")
-	row("webhooks sent (incl. re-sends, poison)", len(hooks), true)
+	row("webhooks sent (incl. re-sends, poison)", fmt.Sprintf("%d at %.0f/s", len(hooks), rate), true)
 	row("  of which Twilio re-sends", retries, true)
 	row("HTTP requests made (client retries on non-2xx)", client.Sent, true)
 	row("webhooks answered 2xx", client.OK, len(client.Failed) == 0)
@@ -315,6 +327,8 @@ func TestNothingLostNothingTwice(t *testing.T) {
 	row("warehouse requests without Idempotency-Key / bad token", fmt.Sprintf("%d / %d of %d", noKey, badAuth, whTotal), noKey == 0 && badAuth == 0)
 	row("dead letters", fmtDLQ(dlq), dlqOnlyPoison(dlq))
 	row("consumer lag at the end", finalLag, finalLag == 0)
+	leaks := secretsInLogs(t, logDir, authToken, warehouseToken)
+	row("log files containing a secret", leaks, len(leaks) == 0)
 	row("send phase / all delivered", fmt.Sprintf("%s / %s", sendTime.Round(time.Millisecond), deliverTime.Round(time.Millisecond)), true)
 	tw.Flush()
 	report := b.String()
@@ -347,6 +361,9 @@ func TestNothingLostNothingTwice(t *testing.T) {
 	}
 	if !dlqOnlyPoison(dlq) {
 		t.Errorf("dead letters = %v, want exactly the two poison inputs", fmtDLQ(dlq))
+	}
+	if len(leaks) > 0 {
+		t.Errorf("secrets found in the logs of %v", leaks)
 	}
 }
 
@@ -413,4 +430,26 @@ func head(s []string, n int) []string {
 		return s[:n]
 	}
 	return s
+}
+
+// secretsInLogs lists the log files of the run that contain a secret.
+func secretsInLogs(t *testing.T, dir string, secrets ...string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaks := []string{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(b), s) {
+				leaks = append(leaks, e.Name())
+			}
+		}
+	}
+	return leaks
 }

@@ -159,7 +159,7 @@ func Generate(n int, seed uint64) []Webhook {
 				"id":     fmt.Sprintf("EZ%032x", rng.Uint64()), "dataschema": "https://events-schemas.twilio.com/AccountSecurity.VerifyEventStreamEvent/1",
 				"datacontenttype": "application/json", "time": time.Now().UTC().Format(time.RFC3339),
 				"data": map[string]any{"verification_sid": ve, "service_sid": "VA00000000000000000000000000000e2e", "account_sid": acct,
-					"channel": "sms", "status": st, "to": num(), "date_created": time.Now().UTC().Format(time.RFC3339)},
+					"channel": "sms", "verification_status": strings.ToUpper(st), "to": num(), "date_created": time.Now().UTC().Format(time.RFC3339)},
 			}}
 			b, _ := json.Marshal(ce)
 			out = append(out, Webhook{Event: "verification-status", JSON: b, Token: tok(), Key: "tw-" + ve + ".verification.status." + st})

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,12 +114,28 @@ func (c *Cluster) Stop(i int) {
 	if cmd == nil {
 		return
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused node cannot stop
 	_ = cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
 		<-done
+	}
+}
+
+// Pause freezes node i (SIGSTOP): its connections stay open but it answers
+// nothing, like a server stalled on a slow disk. Resume undoes it.
+func (c *Cluster) Pause(i int) { c.signal(i, syscall.SIGSTOP) }
+
+// Resume continues a paused node (SIGCONT).
+func (c *Cluster) Resume(i int) { c.signal(i, syscall.SIGCONT) }
+
+func (c *Cluster) signal(i int, sig os.Signal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cmd := c.nodes[i].cmd; cmd != nil {
+		_ = cmd.Process.Signal(sig)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,6 +72,37 @@ func Run(tb testing.TB) *Server {
 	}
 	tb.Cleanup(s.Shutdown)
 	return s
+}
+
+// RunProcess starts a nats-server process whatever ZEN_TEST_NATS says, for
+// tests that freeze the server with Pause.
+func RunProcess(tb testing.TB) *Server {
+	tb.Helper()
+	s := &Server{kind: "process", storeDir: tb.TempDir()}
+	s.startProcess(tb, freePort(tb))
+	tb.Cleanup(s.Shutdown)
+	return s
+}
+
+// Pause freezes a process server (SIGSTOP): connections stay open but it
+// answers nothing, like a server stalled on a slow disk.
+func (s *Server) Pause(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		tb.Fatal("Pause needs a running process server (RunProcess)")
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGSTOP)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }
 
 func (s *Server) startEmbedded(tb testing.TB, port int) {

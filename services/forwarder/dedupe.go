@@ -20,11 +20,16 @@ import (
 // so two copies of one event (published twice, or replayed) are never in
 // flight at once. The claim is released when its message is dead-lettered.
 //
-// Where a duplicate can still reach the target: a forwarder that dies after
-// the target's 2xx but before writing "delivered" leaves its claim pending;
-// the same message is redelivered, sees its own claim and POSTs again. The
-// Idempotency-Key header (the same dedupe key on every attempt) lets the
-// target drop that second copy.
+// Where a duplicate can still reach the target, and only there:
+//   - a forwarder that dies after the target's 2xx but before writing
+//     "delivered" leaves its claim pending; the same message is redelivered,
+//     sees its own claim and POSTs again;
+//   - a target that commits but answers after FORWARDER_HTTP_TIMEOUT looks
+//     like a failure and gets the event again on the next attempt.
+//
+// Both are the at-least-once edge of any HTTP delivery. The Idempotency-Key
+// header (the same dedupe key on every attempt) lets the target drop the
+// second copy; `make e2e` counts and explains each one.
 type dedupe struct {
 	kv jetstream.KeyValue
 }

@@ -40,6 +40,10 @@ type Config struct {
 	RetryAfter time.Duration
 	// ShutdownGrace bounds the wait for in-flight requests on shutdown.
 	ShutdownGrace time.Duration
+	// ReadHeaderTimeout and ReadTimeout cut off slow clients (slow-loris):
+	// the headers, and the whole request, must arrive within them.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 	// PackageDir, when set, supplies the endpoint's static responses
 	// (TwiML for incoming messages and calls) and the known events.
 	PackageDir string
@@ -66,16 +70,18 @@ type Config struct {
 // DefaultConfig returns the defaults (no tokens, no public URL).
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:     ":8080",
-		MaxBodyBytes:   1 << 20,
-		PublishTimeout: 5 * time.Second,
-		MaxInFlight:    512,
-		RetryAfter:     5 * time.Second,
-		ShutdownGrace:  20 * time.Second,
-		NATSURL:        nats.DefaultURL,
-		StreamsApply:   true,
-		Streams:        streams.DefaultConfig(),
-		LogLevel:       "info",
+		ListenAddr:        ":8080",
+		MaxBodyBytes:      1 << 20,
+		PublishTimeout:    5 * time.Second,
+		MaxInFlight:       512,
+		RetryAfter:        5 * time.Second,
+		ShutdownGrace:     20 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		NATSURL:           nats.DefaultURL,
+		StreamsApply:      true,
+		Streams:           streams.DefaultConfig(),
+		LogLevel:          "info",
 	}
 }
 
@@ -92,6 +98,8 @@ func readConfig(r *envconf.Reader) Config {
 	c.MaxInFlight = r.Int("MAX_IN_FLIGHT", c.MaxInFlight)
 	c.RetryAfter = r.Duration("RETRY_AFTER", c.RetryAfter)
 	c.ShutdownGrace = r.Duration("SHUTDOWN_GRACE", c.ShutdownGrace)
+	c.ReadHeaderTimeout = r.Duration("READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
+	c.ReadTimeout = r.Duration("READ_TIMEOUT", c.ReadTimeout)
 	c.PackageDir = r.String("PACKAGE_DIR", "")
 	c.NATSURL = r.String("NATS_URL", c.NATSURL)
 	c.NATSCreds = r.String("NATS_CREDS", "")
@@ -140,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		fail("MAX_IN_FLIGHT", "must be >= 1, got %d", c.MaxInFlight)
+	}
+	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout < c.ReadHeaderTimeout {
+		fail("READ_TIMEOUT", "must be >= READ_HEADER_TIMEOUT > 0, got %s and %s", c.ReadTimeout, c.ReadHeaderTimeout)
 	}
 	if c.RetryAfter < time.Second {
 		fail("RETRY_AFTER", "must be >= 1s, got %s", c.RetryAfter)

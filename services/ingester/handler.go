@@ -65,10 +65,28 @@ func reject(w http.ResponseWriter, code int, msg string) int {
 	return code
 }
 
+// shed answers 503 with Retry-After: Twilio retries later.
+func (s *Service) shed(w http.ResponseWriter) int {
+	w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+	return reject(w, http.StatusServiceUnavailable, "busy, retry later")
+}
+
 func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID string, event *string) int {
 	w.Header().Set(zen.HeaderRequestID, reqID)
 	receivedAt := s.cfg.Now().UTC()
 	fullURL := s.cfg.PublicURL + r.RequestURI
+
+	// Shed load instead of queueing, in two places. Before reading a body:
+	// at most 2×MAX_IN_FLIGHT requests hold one, so memory stays bounded
+	// under a flood and slow clients cannot starve real ones of the publish
+	// slots. Before publishing (below): at most MAX_IN_FLIGHT wait for
+	// JetStream's acknowledgement.
+	select {
+	case s.reading <- struct{}{}:
+		defer func() { <-s.reading }()
+	default:
+		return s.shed(w)
+	}
 
 	var (
 		body     []byte
@@ -136,13 +154,11 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 
 	*event = Resolve(r.Header.Get(zen.HeaderTwilioEvent), r.PathValue("event"), params, jsonBody, s.known)
 
-	// Shed load instead of queueing when JetStream is slow.
 	select {
 	case s.inflight <- struct{}{}:
 		defer func() { <-s.inflight }()
 	default:
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
-		return reject(w, http.StatusServiceUnavailable, "busy, retry later")
+		return s.shed(w)
 	}
 
 	msg := nats.NewMsg(streams.RawSubject(*event))

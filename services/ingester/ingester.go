@@ -48,7 +48,8 @@ type Service struct {
 	ln        net.Listener
 	ops       *httpserve.Ops
 	metrics   *metrics
-	inflight  chan struct{}
+	inflight  chan struct{} // publish slots (MAX_IN_FLIGHT)
+	reading   chan struct{} // body slots (2×MAX_IN_FLIGHT)
 	handler   http.Handler
 
 	streamsMu sync.Mutex
@@ -67,7 +68,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: log, inflight: make(chan struct{}, cfg.MaxInFlight), known: knownEvents,
+	s := &Service{cfg: cfg, log: log, inflight: make(chan struct{}, cfg.MaxInFlight), reading: make(chan struct{}, 2*cfg.MaxInFlight), known: knownEvents,
 		responses: map[string]pack.Response{
 			EventIncomingMessage: {ContentType: "text/xml", Body: "<Response/>"},
 			EventIncomingCall:    {ContentType: "text/xml", Body: "<Response/>"},
@@ -157,6 +158,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stop()
 	s.log.Info("ingester listening", zap.String("addr", s.ln.Addr().String()), zap.String("public_url", s.cfg.PublicURL))
 	srv := httpserve.NewServer(s.handler)
+	srv.ReadHeaderTimeout, srv.ReadTimeout = s.cfg.ReadHeaderTimeout, s.cfg.ReadTimeout
 	srv.ErrorLog = zap.NewStdLog(s.log.Named("http"))
 	err := httpserve.Serve(ctx, srv, s.ln, s.cfg.ShutdownGrace)
 	if s.ownsConn {
