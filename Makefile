@@ -65,6 +65,15 @@ fmt-check:
 lint: fmt-check vet
 .PHONY: lint
 
+## bench: floor vs ingest vs end-to-end vs RSS in one run (writes bench/results.md), then the Go benchmarks
+BENCH_REQUESTS ?= 20000
+bench: build
+	$(GO) run ./e2e/bench -requests $(BENCH_REQUESTS) -concurrency 64 -rate 1000 -seconds 10 -out bench/results.md
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pkg/twiliosig ./pkg/transform ./services/ingester | tee -a bench/results.md.go-bench
+	@{ echo; echo '## Go benchmarks'; echo; echo '```'; grep -E '^(Benchmark|goos|cpu)' bench/results.md.go-bench; echo '```'; } >> bench/results.md
+	@rm -f bench/results.md.go-bench
+.PHONY: bench
+
 ## goldens: rewrite goldens/twilio from fixtures/twilio (never the fixtures)
 goldens:
 	$(GO) test ./pkg/transform -run Golden -update

@@ -1,0 +1,564 @@
+// Command bench is `make bench`: in one run on one machine it measures the
+// floor of the architecture (a minimal handler doing one synchronous
+// JetStream publish), the real ingester, the whole pipeline into a loopback
+// warehouse, and each stage's peak RSS, and prints the ratios.
+//
+//	go run ./e2e/bench [-requests 20000] [-concurrency 64] [-rate 1000] [-seconds 10] [-out bench/results.md]
+//
+// It needs bin/ingester, bin/transformer, bin/forwarder (make build).
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zen-twilio/zen/pkg/fixture"
+	"github.com/zen-twilio/zen/pkg/natsembed"
+	"github.com/zen-twilio/zen/pkg/sender"
+	"github.com/zen-twilio/zen/pkg/streams"
+)
+
+const (
+	authToken      = "bench-auth-token-not-a-secret"
+	warehouseToken = "bench-warehouse-token-not-a-secret"
+	publicBase     = "http://bench.invalid" // what the requests are signed for
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "floor" {
+		if err := floor(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	requests := flag.Int("requests", 20000, "requests per throughput phase")
+	conc := flag.Int("concurrency", 64, "requests in flight")
+	rate := flag.Float64("rate", 1000, "webhooks/s of the latency phase")
+	seconds := flag.Int("seconds", 10, "length of the latency phase")
+	out := flag.String("out", "bench/results.md", "where to write the table")
+	flag.Parse()
+	if err := run(*requests, *conc, *rate, *seconds, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// floor is the minimal ingester of this design: one synchronous JetStream
+// publish of the body, then 200. It runs as its own process, like the real
+// one.
+func floor(listen, natsURL string) error {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		if _, err := js.Publish(r.Context(), "twilio.raw.floor", body); err != nil {
+			w.WriteHeader(503)
+			return
+		}
+		w.WriteHeader(200)
+	})
+	return http.ListenAndServe(listen, h)
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+}
+
+func startProc(name, bin string, args []string, env map[string]string, logDir string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	f, err := os.Create(filepath.Join(logDir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &proc{name: name, cmd: cmd}, nil
+}
+
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// cpuSeconds is the process's user+system CPU time so far.
+func (p *proc) cpuSeconds() float64 {
+	return cpuOf(p.cmd.Process.Pid)
+}
+
+func cpuOf(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// peakRSS is the process's high-water resident set (VmHWM), in MiB.
+func (p *proc) peakRSS() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHTTP(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not up after %s", url, timeout)
+}
+
+// warehouse records the first receipt time of each event, keyed by the
+// primary id of its dedupe key (tw-<sid>.…).
+type warehouse struct {
+	mu       sync.Mutex
+	received map[string]time.Time
+	posts    atomic.Int64
+}
+
+func (wh *warehouse) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	_, _ = io.Copy(io.Discard, r.Body)
+	if r.Header.Get("Authorization") != "Bearer "+warehouseToken {
+		w.WriteHeader(401)
+		return
+	}
+	key := strings.TrimPrefix(r.Header.Get("Idempotency-Key"), "tw-")
+	if i := strings.IndexByte(key, '.'); i > 0 {
+		key = key[:i]
+	}
+	wh.posts.Add(1)
+	wh.mu.Lock()
+	if _, ok := wh.received[key]; !ok {
+		wh.received[key] = now
+	}
+	wh.mu.Unlock()
+	w.WriteHeader(200)
+}
+
+func (wh *warehouse) count() int {
+	wh.mu.Lock()
+	defer wh.mu.Unlock()
+	return len(wh.received)
+}
+
+type loadResult struct {
+	st      sender.Stats
+	sentAt  map[string]time.Time
+	elapsed time.Duration
+}
+
+// merge adds a round's results.
+func (l *loadResult) merge(r loadResult) {
+	if l.st.ByStatus == nil {
+		l.st.ByStatus = map[int]int{}
+	}
+	l.st.Sent += r.st.Sent
+	l.st.OK += r.st.OK
+	l.st.Duration += r.st.Duration
+	l.st.Latencies = append(l.st.Latencies, r.st.Latencies...)
+}
+
+// finish computes the rate and percentiles of merged rounds.
+func (l *loadResult) finish() {
+	slices.Sort(l.st.Latencies)
+	l.st.PerSecond = float64(l.st.Sent) / l.st.Duration.Seconds()
+	l.st.P50, l.st.P99 = sender.Percentile(l.st.Latencies, 0.5), sender.Percentile(l.st.Latencies, 0.99)
+}
+
+// load sends n unique signed webhooks (the fixtures in turn) to base.
+func load(ctx context.Context, base string, fixtures []*fixture.Fixture, n, conc int, rate float64) loadResult {
+	nonce := sender.NewNonce()
+	var mu sync.Mutex
+	sentAt := make(map[string]time.Time, n)
+	client := sender.Client(conc, 30*time.Second)
+	st := sender.Run(ctx, client, sender.Load{Count: n, Concurrency: conc, Rate: rate, OnSend: func(i int, r *sender.Request) {
+		// The request is signed for the public URL and sent to base.
+		r.URL = base + strings.TrimPrefix(r.URL, publicBase)
+		mu.Lock()
+		sentAt[r.Key] = time.Now()
+		mu.Unlock()
+	}}, func(i int) (*sender.Request, error) {
+		return sender.Build(fixtures[i%len(fixtures)], publicBase+"/webhooks/twilio", authToken, "", nonce, i+1)
+	})
+	return loadResult{st: st, sentAt: sentAt, elapsed: st.Duration}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func run(requests, conc int, rate float64, seconds int, out string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	binDir := filepath.Join(root, "bin")
+	for _, b := range []string{"ingester", "transformer", "forwarder"} {
+		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
+			return fmt.Errorf("bin/%s missing: run make build first", b)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "zen-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	ctx := context.Background()
+
+	// NATS with the settings of `make run` (embedded, file store).
+	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: filepath.Join(tmp, "nats"), ServerName: "zen-bench"})
+	if err != nil {
+		return err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	natsURL := ns.ClientURL()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	scfg := streams.DefaultConfig()
+	if err := streams.Apply(ctx, js, scfg); err != nil {
+		return err
+	}
+	purge := func() error {
+		for _, name := range []string{streams.StreamRaw, streams.StreamEvents, streams.StreamAttempts} {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				return err
+			}
+			if err := s.Purge(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	var fixtures []*fixture.Fixture
+	for _, name := range []string{"incoming_sms", "message_status_delivered", "incoming_call", "call_completed"} {
+		f, err := fixture.Load(filepath.Join(root, "fixtures", "twilio", name+".json"))
+		if err != nil {
+			return err
+		}
+		fixtures = append(fixtures, f)
+	}
+	pkgDir := filepath.Join(root, "packages", "transforms", "twilio", "v1")
+	whAddr := freeAddr()
+	wh := &warehouse{received: map[string]time.Time{}}
+	whSrv := &http.Server{Addr: whAddr, Handler: wh}
+	go func() { _ = whSrv.ListenAndServe() }()
+	defer whSrv.Close()
+	env := func(listen string) map[string]string {
+		return map[string]string{
+			"NATS_URL": natsURL, "LISTEN_ADDR": listen, "PUBLIC_URL": publicBase, "TWILIO_AUTH_TOKEN": authToken,
+			"PACKAGE_DIR": pkgDir, "LOG_LEVEL": "info", "COMMS_WAREHOUSE_URL": "http://" + whAddr + "/events",
+			"COMMS_WAREHOUSE_TOKEN": warehouseToken, "GOMAXPROCS": strconv.Itoa(runtime.NumCPU()),
+		}
+	}
+	warm := func(base string) {
+		load(ctx, base, fixtures, 500, conc, 0) // connections, JIT of caches, stream files
+	}
+
+	// 1 and 2. floor and ingest, interleaved in rounds so that a noisy
+	// neighbour hits both alike; both processes run, one is loaded at a time.
+	floorAddr, ingAddr := freeAddr(), freeAddr()
+	fl, err := startProc("floor", self, []string{"floor", floorAddr, natsURL}, nil, tmp)
+	if err != nil {
+		return err
+	}
+	ing, err := startProc("ingester", filepath.Join(binDir, "ingester"), nil, env(ingAddr), tmp)
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP("http://"+floorAddr+"/", 10*time.Second); err != nil {
+		return err
+	}
+	if err := waitHTTP("http://"+ingAddr+"/readyz", 20*time.Second); err != nil {
+		return err
+	}
+	warm("http://" + floorAddr)
+	warm("http://" + ingAddr)
+	const rounds = 4
+	var floorRes, ingRes loadResult
+	for r := 0; r < rounds; r++ {
+		for _, x := range []struct {
+			base string
+			acc  *loadResult
+		}{{"http://" + floorAddr, &floorRes}, {"http://" + ingAddr, &ingRes}} {
+			res := load(ctx, x.base, fixtures, requests/rounds, conc, 0)
+			if res.st.OK != res.st.Sent {
+				return fmt.Errorf("%s: %d of %d ok (%s)", x.base, res.st.OK, res.st.Sent, res.st.FirstErr)
+			}
+			x.acc.merge(res)
+		}
+	}
+	fl.stop()
+	ing.stop()
+	floorRes.finish()
+	ingRes.finish()
+	if err := purge(); err != nil {
+		return err
+	}
+
+	// 3. end-to-end: fresh processes of every stage.
+	stages := []*proc{}
+	addr := freeAddr()
+	ing, err = startProc("ingester", filepath.Join(binDir, "ingester"), nil, env(addr), tmp)
+	if err != nil {
+		return err
+	}
+	stages = append(stages, ing)
+	for _, s := range []string{"transformer", "forwarder"} {
+		p, err := startProc(s, filepath.Join(binDir, s), nil, env(freeAddr()), tmp)
+		if err != nil {
+			return err
+		}
+		stages = append(stages, p)
+	}
+	defer func() {
+		for _, p := range stages {
+			p.stop()
+		}
+	}()
+	base := "http://" + addr
+	if err := waitHTTP(base+"/readyz", 20*time.Second); err != nil {
+		return err
+	}
+	waitAll := func(want int, timeout time.Duration) error {
+		deadline := time.Now().Add(timeout)
+		for wh.count() < want {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("warehouse has %d of %d events after %s", wh.count(), want, timeout)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return nil
+	}
+	warm(base)
+	if err := waitAll(500, 60*time.Second); err != nil {
+		return err
+	}
+
+	// 3a. latency at a fixed rate; peak RSS of each stage during it.
+	n := int(rate) * seconds
+	before := wh.count()
+	latRes := load(ctx, base, fixtures, n, conc, rate)
+	if latRes.st.OK != n {
+		return fmt.Errorf("e2e at %.0f/s: %d of %d ok (%s)", rate, latRes.st.OK, n, latRes.st.FirstErr)
+	}
+	if err := waitAll(before+n, 2*time.Minute); err != nil {
+		return err
+	}
+	var lats []time.Duration
+	wh.mu.Lock()
+	for k, sent := range latRes.sentAt {
+		if got, ok := wh.received[k]; ok {
+			lats = append(lats, got.Sub(sent))
+		}
+	}
+	wh.mu.Unlock()
+	slices.Sort(lats)
+	rss := map[string]float64{}
+	for _, p := range stages {
+		rss[p.name] = p.peakRSS()
+	}
+
+	// 3b. sustained: as fast as the pipeline takes them, until all arrived.
+	before = wh.count()
+	cpu0 := map[string]float64{"harness (NATS, load, warehouse)": cpuOf(os.Getpid())}
+	for _, p := range stages {
+		cpu0[p.name] = p.cpuSeconds()
+	}
+	t0 := time.Now()
+	susRes := load(ctx, base, fixtures, requests, conc, 0)
+	if susRes.st.OK != requests {
+		return fmt.Errorf("e2e sustained: %d of %d ok (%s)", susRes.st.OK, requests, susRes.st.FirstErr)
+	}
+	if err := waitAll(before+requests, 5*time.Minute); err != nil {
+		return err
+	}
+	sustained := float64(requests) / time.Since(t0).Seconds()
+	cpuUsed := map[string]float64{"harness (NATS, load, warehouse)": cpuOf(os.Getpid()) - cpu0["harness (NATS, load, warehouse)"]}
+	for _, p := range stages {
+		cpuUsed[p.name] = p.cpuSeconds() - cpu0[p.name]
+	}
+	lagAfter := consumerLag(ctx, js)
+
+	// The report.
+	floorRPS, ingRPS := floorRes.st.PerSecond, ingRes.st.PerSecond
+	var b bytes.Buffer
+	cpu := cpuModel()
+	fmt.Fprintf(&b, "# make bench — %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Go %s. Requests per throughput phase: %d at concurrency %d; latency phase: %.0f webhooks/s for %ds.\n\n",
+		cpu, runtime.NumCPU(), strings.TrimPrefix(runtime.Version(), "go"), requests, conc, rate, seconds)
+	row := func(cells ...string) { fmt.Fprintln(&b, "| "+strings.Join(cells, " | ")+" |") }
+	row("measure", "value", "ratio to floor", "target", "met")
+	row("---", "---", "---", "---", "---")
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "NO"
+	}
+	row("floor: requests/s (1 sync publish per request)", fmt.Sprintf("%.0f", floorRPS), "1.00", "", "")
+	row("floor: p50 / p99", ms(floorRes.st.P50)+" / "+ms(floorRes.st.P99), "", "", "")
+	row("ingest: requests/s (verified, signed, unique)", fmt.Sprintf("%.0f", ingRPS), fmt.Sprintf("%.2f", ingRPS/floorRPS), "≥ 0.80", yes(ingRPS >= 0.8*floorRPS))
+	row("ingest: p50 / p99", ms(ingRes.st.P50)+" / "+ms(ingRes.st.P99), fmt.Sprintf("p99 %.2f", float64(ingRes.st.P99)/float64(floorRes.st.P99)), "p99 ≤ 1.50", yes(float64(ingRes.st.P99) <= 1.5*float64(floorRes.st.P99)))
+	row("end-to-end: sustained events/s into the warehouse", fmt.Sprintf("%.0f", sustained), fmt.Sprintf("%.2f", sustained/floorRPS), "≥ 0.30", yes(sustained >= 0.3*floorRPS))
+	row(fmt.Sprintf("end-to-end at %.0f/s: p50 / p99 send → warehouse", rate), ms(sender.Percentile(lats, 0.5))+" / "+ms(sender.Percentile(lats, 0.99)), "", "p99 ≤ 50 ms", yes(sender.Percentile(lats, 0.99) <= 50*time.Millisecond))
+	for _, name := range []string{"ingester", "transformer", "forwarder"} {
+		row(fmt.Sprintf("peak RSS %s at %.0f/s", name, rate), fmt.Sprintf("%.1f MiB", rss[name]), "", "≤ 64 MiB", yes(rss[name] > 0 && rss[name] <= 64))
+	}
+	for _, name := range []string{"ingester", "transformer", "forwarder", "harness (NATS, load, warehouse)"} {
+		row("CPU per 1,000 events, sustained phase: "+name, fmt.Sprintf("%.2f s", cpuUsed[name]*1000/float64(requests)), "", "", "")
+	}
+	row("consumer lag after the sustained phase", strconv.FormatUint(lagAfter, 10), "", "0", yes(lagAfter == 0))
+	row("warehouse POSTs / unique events (all phases)", fmt.Sprintf("%d / %d", wh.posts.Load(), wh.count()), "", "", "")
+	ratios := fmt.Sprintf("ingest_vs_floor=%.2f e2e_vs_floor=%.2f", ingRPS/floorRPS, sustained/floorRPS)
+	fmt.Fprintf(&b, "\n%s\n", ratios)
+	os.Stdout.Write(b.Bytes())
+	if out != "" {
+		path := out
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(root, path)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func consumerLag(ctx context.Context, js jetstream.JetStream) uint64 {
+	var total uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		total = 0
+		for _, c := range []struct{ stream, name string }{
+			{streams.StreamRaw, streams.ConsumerTransformer},
+			{streams.StreamEvents, streams.ForwarderConsumer("communications-warehouse")},
+		} {
+			cons, err := js.Consumer(ctx, c.stream, c.name)
+			if err != nil {
+				return 1<<63 - 1
+			}
+			info, err := cons.Info(ctx)
+			if err != nil {
+				return 1<<63 - 1
+			}
+			total += info.NumPending + uint64(info.NumAckPending)
+		}
+		if total == 0 || time.Now().After(deadline) {
+			return total
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("no go.work above the working directory")
+		}
+	}
+}
+
