@@ -561,4 +561,3 @@ func repoRoot() (string, error) {
 		}
 	}
 }
-
