@@ -73,7 +73,7 @@ func DefaultConfig() Config {
 		ListenAddr:        ":8080",
 		MaxBodyBytes:      1 << 20,
 		PublishTimeout:    5 * time.Second,
-		MaxInFlight:       512,
+		MaxInFlight:       128,
 		RetryAfter:        5 * time.Second,
 		ShutdownGrace:     20 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second,
