@@ -88,7 +88,9 @@ fuzz:
 
 ## run: the whole pipeline locally on an embedded NATS server (data in .zen/)
 run:
-	$(GO) run ./cmd/zen dev
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/zen ./cmd/zen
+	@exec $(BIN)/zen dev
 .PHONY: run
 
 ## clean: remove build output (not .zen/ data)

@@ -206,12 +206,13 @@ func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 3)
+	// The sink outlives the stages, so the forwarder's last POSTs land.
+	sinkCtx, stopSink := context.WithCancel(context.Background())
+	sinkDone := make(chan error, 1)
+	go func() { sinkDone <- httpserve.Serve(sinkCtx, httpserve.NewServer(sink), sinkLn, 2*time.Second) }()
 	for name, run := range map[string]func(context.Context) error{
 		"ingester": ing.Run, "transformer": tr.Run, "forwarder": fw.Run,
-		"sink": func(ctx context.Context) error {
-			return httpserve.Serve(ctx, httpserve.NewServer(sink), sinkLn, 5*time.Second)
-		},
 	} {
 		wg.Add(1)
 		go func() {
@@ -232,6 +233,11 @@ func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
 	<-runCtx.Done()
 	fmt.Fprintln(stdout, "zen dev: stopping (in-flight requests and messages finish first)…")
 	wg.Wait()
+	stopSink()
+	if err := <-sinkDone; err != nil {
+		// Only the forwarder's idle keep-alive connections are left: not a failure.
+		log.Debug("sink shutdown", zap.Error(err))
+	}
 	close(errs)
 	var all error
 	for err := range errs {

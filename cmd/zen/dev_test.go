@@ -319,6 +319,18 @@ func TestDevSendInspectReplayRestart(t *testing.T) {
 		t.Errorf("warehouse.jsonl has %d lines after replaying a delivered request, want 1", len(got))
 	}
 
+	// The load generator: unique Sids, so each of the 5×8 requests is new.
+	out = runCLI(t, zen, nil, "send", "--url", p.webhooks, "--count", "5", "--concurrency", "4", "fixtures/twilio/")
+	if !strings.Contains(out, "sent 40 in") || !strings.Contains(out, "2xx 40") {
+		t.Errorf("zen send --count printed %q", out)
+	}
+	natstest.CheckFor(t, 20*time.Second, func() error {
+		if got := readLines(t, sinkFile); len(got) != 41 {
+			return fmt.Errorf("warehouse.jsonl has %d lines, want 41", len(got))
+		}
+		return nil
+	})
+
 	// Ctrl-C, then a second run resumes with the stored streams.
 	p.interrupt(t)
 	p2 := startDev(t, zen, dir)
@@ -341,8 +353,8 @@ func TestDevSendInspectReplayRestart(t *testing.T) {
 	}
 	runCLI(t, zen, nil, "send", "--url", p2.webhooks, "fixtures/twilio/message_status_delivered.json")
 	natstest.CheckFor(t, 10*time.Second, func() error {
-		if got := readLines(t, sinkFile); len(got) != 2 {
-			return fmt.Errorf("warehouse.jsonl has %d lines, want 2", len(got))
+		if got := readLines(t, sinkFile); len(got) != 42 {
+			return fmt.Errorf("warehouse.jsonl has %d lines, want 42", len(got))
 		}
 		return nil
 	})

@@ -32,6 +32,9 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if err != nil {
+		_ = srv.Close() // grace is over: cut what is left
+	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
