@@ -32,9 +32,10 @@ $(BIN)/nats-server: tools/go.mod tools/go.sum
 	@mkdir -p $(BIN)
 	cd tools && GOWORK=off $(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
-## test: gofmt and vet, every module's tests with the race detector, then the short e2e run
+## test: gofmt and vet, every module's tests with the race detector, the manifests, then the short e2e run
 test: fmt-check vet tools
 	$(GO) test -race -shuffle=on -count=1 -timeout=$(TEST_TIMEOUT) $(PKGS)
+	cd deploy && GOWORK=off ZEN_NATS_SERVER=$(BIN)/nats-server $(GO) test -race -count=1 -timeout=5m ./...
 	ZEN_E2E_WEBHOOKS=1000 ZEN_E2E_RATE=100 $(GO) test -count=1 -timeout=10m ./e2e/...
 .PHONY: test
 
@@ -54,11 +55,12 @@ e2e: tools
 ## vet: go vet over every module
 vet:
 	$(GO) vet $(PKGS) ./e2e/...
+	cd deploy && GOWORK=off $(GO) vet ./...
 .PHONY: vet
 
 ## fmt-check: fail when gofmt would change a file
 fmt-check:
-	@out=$$(gofmt -l $(MODULES) e2e tools); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $(MODULES) e2e deploy tools); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 .PHONY: fmt-check
 
 ## lint: fmt-check and vet (the linters that need nothing beyond Go)
@@ -92,6 +94,26 @@ run:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/zen ./cmd/zen
 	@exec $(BIN)/zen dev
 .PHONY: run
+
+## images: container images $(IMAGE_PREFIX)/<name>:$(VERSION), one multi-stage Dockerfile each (needs Docker)
+IMAGE_PREFIX ?= zen-twilio
+images:
+	@command -v docker >/dev/null || { echo "make images needs docker (not installed here)"; exit 1; }
+	docker build -f services/ingester/Dockerfile    --build-arg VERSION=$(VERSION) -t $(IMAGE_PREFIX)/ingester:$(VERSION) .
+	docker build -f services/transformer/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE_PREFIX)/transformer:$(VERSION) .
+	docker build -f services/forwarder/Dockerfile   --build-arg VERSION=$(VERSION) -t $(IMAGE_PREFIX)/forwarder:$(VERSION) .
+	docker build -f cmd/zen/Dockerfile              --build-arg VERSION=$(VERSION) -t $(IMAGE_PREFIX)/zen:$(VERSION) .
+.PHONY: images
+
+## k8s: render both overlays with kubectl (the tests render them with kustomize's Go API)
+k8s:
+	kubectl kustomize deploy/k8s/overlays/dev > /dev/null && kubectl kustomize deploy/k8s/overlays/prod > /dev/null && echo "overlays render"
+.PHONY: k8s
+
+## deploy-sync-package: refresh the package copy the ConfigMap zen-package is generated from
+deploy-sync-package:
+	cp packages/transforms/twilio/v1/*.yaml deploy/k8s/base/package/
+.PHONY: deploy-sync-package
 
 ## clean: remove build output (not .zen/ data)
 clean:

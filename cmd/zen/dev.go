@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/zen-twilio/zen/pkg/gctune"
 	"github.com/zen-twilio/zen/pkg/httpserve"
 	"github.com/zen-twilio/zen/pkg/logging"
 	"github.com/zen-twilio/zen/pkg/natsembed"
@@ -76,6 +77,7 @@ flags:`)
 }
 
 func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
+	gctune.Apply()
 	if err := os.MkdirAll(f.dir, 0o755); err != nil {
 		return err
 	}

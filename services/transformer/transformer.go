@@ -51,7 +51,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p, err := pack.Load(cfg.PackageDir, cfg.Lookup)
+	// The transformer needs the rules, not the targets' URLs or secrets:
+	// a missing {{NAME}} is fine here (the forwarder requires them).
+	p, err := pack.LoadWith(cfg.PackageDir, cfg.Lookup, pack.Options{AllowMissingEnv: true})
 	if err != nil {
 		return nil, fmt.Errorf("load package %s: %w", cfg.PackageDir, err)
 	}

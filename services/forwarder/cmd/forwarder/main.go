@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/gctune"
 	"github.com/zen-twilio/zen/pkg/logging"
 	"github.com/zen-twilio/zen/services/forwarder"
 )
@@ -20,6 +21,7 @@ import (
 var version = "dev"
 
 func main() {
+	gctune.Apply()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger, err := logging.New(envconf.New(nil).String("LOG_LEVEL", "info"), false)

@@ -12,11 +12,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/gctune"
 	"github.com/zen-twilio/zen/pkg/logging"
 	"github.com/zen-twilio/zen/services/ingester"
 )
 
 func main() {
+	gctune.Apply()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger, err := logging.New(envconf.New(nil).String("LOG_LEVEL", "info"), false)

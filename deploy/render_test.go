@@ -1,0 +1,57 @@
+package deploy
+
+import (
+	"testing"
+)
+
+// TestRenderStrict renders the base and each overlay with kustomize's Go API
+// and decodes every object strictly (mustRender fails on an unknown field, an
+// unknown kind, or a field the typed struct would drop).
+func TestRenderStrict(t *testing.T) {
+	t.Parallel()
+	want := map[string][]string{
+		"base": {"StatefulSet/nats", "Deployment/ingester", "Deployment/transformer", "Deployment/forwarder",
+			"Job/zen-streams-apply", "HorizontalPodAutoscaler/ingester", "ScaledObject/transformer", "ScaledObject/forwarder",
+			"Ingress/ingester", "Service/ingester", "Service/nats", "Service/nats-headless", "NetworkPolicy/default-deny"},
+		"dev": {"StatefulSet/nats", "Deployment/ingester", "Deployment/transformer", "Deployment/forwarder",
+			"Job/zen-streams-apply", "Ingress/ingester", "NetworkPolicy/default-deny"},
+		"tools": {"Pod/nats-box"},
+		"prod": {"StatefulSet/nats", "Deployment/ingester", "Deployment/transformer", "Deployment/forwarder",
+			"Job/zen-streams-apply", "HorizontalPodAutoscaler/ingester", "ScaledObject/transformer", "ScaledObject/forwarder",
+			"Ingress/ingester", "PrometheusRule/zen-twilio", "ConfigMap/zen-grafana-dashboard", "NetworkPolicy/default-deny"},
+	}
+	for _, name := range []string{"base", "dev", "prod", "tools"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := mustRender(t, name)
+			have := map[string]bool{}
+			for _, o := range r.Objects {
+				have[o.Kind+"/"+o.Name] = true
+				if (name == "dev" || name == "prod") && o.Namespace == "" {
+					t.Errorf("%s/%s has no namespace", o.Kind, o.Name)
+				}
+			}
+			for _, w := range want[name] {
+				if !have[w] {
+					t.Errorf("%s is not rendered", w)
+				}
+			}
+			if name != "tools" && len(r.Objects) < 20 {
+				t.Errorf("rendered %d objects, want the whole deployment", len(r.Objects))
+			}
+		})
+	}
+}
+
+// TestDevHasNoAutoscalers: development runs one replica of everything, on a
+// cluster that need not have KEDA or the Prometheus Operator.
+func TestDevHasNoAutoscalers(t *testing.T) {
+	t.Parallel()
+	r := mustRender(t, "dev")
+	for _, o := range r.Objects {
+		switch o.Kind {
+		case "HorizontalPodAutoscaler", "ScaledObject", "PrometheusRule":
+			t.Errorf("dev renders %s/%s", o.Kind, o.Name)
+		}
+	}
+}
