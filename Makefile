@@ -86,6 +86,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./pkg/twiliosig -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/transform -run '^$$' -fuzz FuzzTransform -fuzztime $(FUZZTIME)
+	$(GO) test ./services/ingester -run '^$$' -fuzz FuzzResolve -fuzztime $(FUZZTIME)
 .PHONY: fuzz
 
 ## run: the whole pipeline locally on an embedded NATS server (data in .zen/)
