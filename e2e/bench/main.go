@@ -44,6 +44,8 @@ const (
 	publicBase     = "http://bench.invalid" // what the requests are signed for
 )
 
+var procs *int
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		if err := floor(os.Args[2], os.Args[3]); err != nil {
@@ -57,6 +59,7 @@ func main() {
 	rate := flag.Float64("rate", 1000, "webhooks/s of the latency phase")
 	seconds := flag.Int("seconds", 10, "length of the latency phase")
 	out := flag.String("out", "bench/results.md", "where to write the table")
+	procs = flag.Int("procs", 1, "GOMAXPROCS of the floor and of each stage (the manifests' CPU limit of 1 gives them 1)")
 	flag.Parse()
 	if err := run(*requests, *conc, *rate, *seconds, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -328,7 +331,7 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 		return map[string]string{
 			"NATS_URL": natsURL, "LISTEN_ADDR": listen, "PUBLIC_URL": publicBase, "TWILIO_AUTH_TOKEN": authToken,
 			"PACKAGE_DIR": pkgDir, "LOG_LEVEL": "info", "COMMS_WAREHOUSE_URL": "http://" + whAddr + "/events",
-			"COMMS_WAREHOUSE_TOKEN": warehouseToken, "GOMAXPROCS": strconv.Itoa(runtime.NumCPU()),
+			"COMMS_WAREHOUSE_TOKEN": warehouseToken, "GOMAXPROCS": strconv.Itoa(*procs),
 		}
 	}
 	warm := func(base string) {
@@ -338,7 +341,7 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	// 1 and 2. floor and ingest, interleaved in rounds so that a noisy
 	// neighbour hits both alike; both processes run, one is loaded at a time.
 	floorAddr, ingAddr := freeAddr(), freeAddr()
-	fl, err := startProc("floor", self, []string{"floor", floorAddr, natsURL}, nil, tmp)
+	fl, err := startProc("floor", self, []string{"floor", floorAddr, natsURL}, map[string]string{"GOMAXPROCS": strconv.Itoa(*procs)}, tmp)
 	if err != nil {
 		return err
 	}
@@ -465,8 +468,8 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	var b bytes.Buffer
 	cpu := cpuModel()
 	fmt.Fprintf(&b, "# make bench — %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Go %s. Requests per throughput phase: %d at concurrency %d; latency phase: %.0f webhooks/s for %ds.\n\n",
-		cpu, runtime.NumCPU(), strings.TrimPrefix(runtime.Version(), "go"), requests, conc, rate, seconds)
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Go %s. Requests per throughput phase: %d at concurrency %d; latency phase: %.0f webhooks/s for %ds. GOMAXPROCS of the floor and of each stage: %d. NATS (embedded, file store), the load generator and the warehouse share the harness process.\n\n",
+		cpu, runtime.NumCPU(), strings.TrimPrefix(runtime.Version(), "go"), requests, conc, rate, seconds, *procs)
 	row := func(cells ...string) { fmt.Fprintln(&b, "| "+strings.Join(cells, " | ")+" |") }
 	row("measure", "value", "ratio to floor", "target", "met")
 	row("---", "---", "---", "---", "---")
