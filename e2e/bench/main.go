@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zen-twilio/zen/pkg/fixture"
+	"github.com/zen-twilio/zen/pkg/gctune"
 	"github.com/zen-twilio/zen/pkg/natsembed"
 	"github.com/zen-twilio/zen/pkg/sender"
 	"github.com/zen-twilio/zen/pkg/streams"
@@ -44,7 +46,10 @@ const (
 	publicBase     = "http://bench.invalid" // what the requests are signed for
 )
 
-var procs *int
+var (
+	procs      *int
+	cpuprofile *string
+)
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
@@ -54,11 +59,15 @@ func main() {
 		}
 		return
 	}
+	// The embedded NATS server runs with the GC settings of `make run`
+	// (zen dev applies gctune too).
+	gctune.Apply()
 	requests := flag.Int("requests", 20000, "requests per throughput phase")
 	conc := flag.Int("concurrency", 64, "requests in flight")
 	rate := flag.Float64("rate", 1000, "webhooks/s of the latency phase")
 	seconds := flag.Int("seconds", 10, "length of the latency phase")
 	out := flag.String("out", "bench/results.md", "where to write the table")
+	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of this process (NATS, load, warehouse) during the sustained phase")
 	procs = flag.Int("procs", 1, "GOMAXPROCS of the floor and of each stage (the manifests' CPU limit of 1 gives them 1)")
 	flag.Parse()
 	if err := run(*requests, *conc, *rate, *seconds, *out); err != nil {
@@ -448,6 +457,16 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	for _, p := range stages {
 		cpu0[p.name] = p.cpuSeconds()
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer f.Close()
+	}
 	t0 := time.Now()
 	susRes := load(ctx, base, fixtures, requests, conc, 0)
 	if susRes.st.OK != requests {
@@ -457,6 +476,9 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 		return err
 	}
 	sustained := float64(requests) / time.Since(t0).Seconds()
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	cpuUsed := map[string]float64{"harness (NATS, load, warehouse)": cpuOf(os.Getpid()) - cpu0["harness (NATS, load, warehouse)"]}
 	for _, p := range stages {
 		cpuUsed[p.name] = p.cpuSeconds() - cpu0[p.name]

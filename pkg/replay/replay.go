@@ -21,8 +21,7 @@ import (
 )
 
 // HeaderReplay marks a republished message with where it came from
-// ("dlq:<seq>", "raw:<seq>", "event:<seq>"). The forwarder lets a replayed
-// event take over a delivery claim left by a message that was dead-lettered.
+// ("dlq:<seq>", "raw:<seq>", "event:<seq>"), for whoever reads the stream.
 const HeaderReplay = "Zen-Replay"
 
 // Message is one stored message.

@@ -22,7 +22,7 @@ type Attempt struct {
 	Attempt int `json:"attempt"`
 	// Status is the HTTP status, 0 when no answer came.
 	Status int `json:"status"`
-	// Outcome: delivered, retry, dead_letter, duplicate, in_flight_elsewhere.
+	// Outcome: delivered, retry, dead_letter, duplicate.
 	Outcome   string  `json:"outcome"`
 	LatencyMS float64 `json:"latency_ms"`
 	Error     string  `json:"error,omitempty"`

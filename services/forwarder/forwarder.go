@@ -29,10 +29,6 @@ import (
 	"github.com/zen-twilio/zen/pkg/zen"
 )
 
-// HeaderReplay marks a message republished by `zen replay`: it may take over
-// a stale delivery claim.
-const HeaderReplay = "Zen-Replay"
-
 // Service is a running forwarder. Create with New, then Run once.
 type Service struct {
 	cfg      Config
@@ -204,26 +200,20 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 			return worker.Retry(0, "dedupe_unavailable", err)
 		}
 		kvKey := streams.KVKey(name, key)
-		state, err := dd.claim(ctx, kvKey, seq, h.Get(HeaderReplay) != "")
+		done, err := dd.isDelivered(ctx, kvKey)
 		if err != nil {
 			return worker.Retry(0, "dedupe_unavailable", err)
 		}
-		switch state {
-		case claimDelivered:
+		if done {
 			s.metrics.dedupeHits.WithLabelValues(name).Inc()
 			s.metrics.attempts.WithLabelValues(name, "duplicate").Inc()
 			att.Outcome = "duplicate"
 			s.recordAttempt(att)
 			return worker.Ack()
-		case claimOther:
-			att.Outcome = "in_flight_elsewhere"
-			s.recordAttempt(att)
-			return worker.Retry(0, "in_flight_elsewhere", errors.New("another copy of this event is being delivered"))
 		}
 
 		body, err := withDestination(m.Data(), name)
 		if err != nil {
-			_ = dd.release(ctx, kvKey, seq)
 			att.Outcome, att.Error = "dead_letter", err.Error()
 			s.recordAttempt(att)
 			return worker.DeadLetter("undecodable_event", err)
@@ -245,7 +235,7 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		switch {
 		case out.Kind == worker.KindAck:
 			att.Outcome = "delivered"
-			if err := dd.delivered(ctx, kvKey, seq, s.cfg.Now()); err != nil {
+			if err := dd.markDelivered(ctx, kvKey, seq, s.cfg.Now()); err != nil {
 				// Delivered all the same: ack. Only a later copy of this event
 				// could be POSTed again; the Idempotency-Key covers it.
 				s.log.Warn("delivered but the dedupe key was not recorded", zap.String("key", key), zap.Error(err))
@@ -253,9 +243,6 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		case out.Kind == worker.KindDeadLetter || last:
 			att.Outcome = "dead_letter"
 			s.metrics.deadLetters.WithLabelValues(name, out.Reason).Inc()
-			if err := dd.release(ctx, kvKey, seq); err != nil {
-				s.log.Warn("release delivery claim", zap.String("key", key), zap.Error(err))
-			}
 		default:
 			att.Outcome = "retry"
 		}
