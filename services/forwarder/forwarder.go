@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zen-twilio/zen/pkg/httpserve"
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
 	"github.com/zen-twilio/zen/pkg/worker"
@@ -76,7 +77,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
 	} else {
-		nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions()...)
+		nc, err := nats.Connect(cfg.NATSURL, natsconn.Options("zen-forwarder", cfg.NATSCreds, cfg.NATSUser, cfg.NATSPassword)...)
 		if err != nil {
 			return nil, fmt.Errorf("connect %s: %w", cfg.NATSURL, err)
 		}
@@ -281,7 +282,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	err = errors.Join(err, <-opsDone)
 	if s.ownsConn {
-		err = errors.Join(err, drain(s.nc, s.cfg.ShutdownGrace))
+		err = errors.Join(err, natsconn.Drain(s.nc, s.cfg.ShutdownGrace))
 	}
 	s.log.Info("forwarder stopped")
 	return err
@@ -290,21 +291,5 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) close() {
 	if s.ownsConn {
 		s.nc.Close()
-	}
-}
-
-func drain(nc *nats.Conn, timeout time.Duration) error {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return fmt.Errorf("drain nats: %w", err)
-	}
-	select {
-	case <-closed:
-		return nil
-	case <-time.After(timeout):
-		nc.Close()
-		return errors.New("drain nats: timed out")
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/httpserve"
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
 	"github.com/zen-twilio/zen/pkg/twiliosig"
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
 	} else {
-		nc, err := nats.Connect(cfg.NATSURL, cfg.natsOptions()...)
+		nc, err := nats.Connect(cfg.NATSURL, natsconn.Options("zen-ingester", cfg.NATSCreds, cfg.NATSUser, cfg.NATSPassword)...)
 		if err != nil {
 			return nil, fmt.Errorf("connect %s: %w", cfg.NATSURL, err)
 		}
@@ -162,7 +163,7 @@ func (s *Service) Run(ctx context.Context) error {
 	srv.ErrorLog = zap.NewStdLog(s.log.Named("http"))
 	err := httpserve.Serve(ctx, srv, s.ln, s.cfg.ShutdownGrace)
 	if s.ownsConn {
-		if derr := drain(s.nc, 10*time.Second); derr != nil {
+		if derr := natsconn.Drain(s.nc, 10*time.Second); derr != nil {
 			err = errors.Join(err, derr)
 		}
 	}
@@ -203,21 +204,5 @@ func (s *Service) ready(ctx context.Context) error {
 func (s *Service) closeConn() {
 	if s.ownsConn {
 		s.nc.Close()
-	}
-}
-
-func drain(nc *nats.Conn, timeout time.Duration) error {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return fmt.Errorf("drain nats: %w", err)
-	}
-	select {
-	case <-closed:
-		return nil
-	case <-time.After(timeout):
-		nc.Close()
-		return errors.New("drain nats: timed out")
 	}
 }

@@ -129,14 +129,3 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-func (c Config) natsOptions(name string) []nats.Option {
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true)}
-	if c.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(c.NATSCreds))
-	}
-	if c.NATSUser != "" {
-		opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPassword.Reveal()))
-	}
-	return opts
-}

@@ -4,16 +4,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"go.uber.org/zap"
 
-	"github.com/zen-twilio/zen/pkg/envconf"
-	"github.com/zen-twilio/zen/pkg/gctune"
-	"github.com/zen-twilio/zen/pkg/logging"
+	"github.com/zen-twilio/zen/pkg/servicemain"
 	"github.com/zen-twilio/zen/services/forwarder"
 )
 
@@ -21,35 +16,16 @@ import (
 var version = "dev"
 
 func main() {
-	gctune.Apply()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	logger, err := logging.New(envconf.New(nil).String("LOG_LEVEL", "info"), false)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			logger.Fatal("panic", zap.Any("panic", r), zap.Stack("stack"))
+	servicemain.Run("forwarder", func(ctx context.Context, logger *zap.Logger) error {
+		cfg, err := forwarder.ConfigFromEnv(os.LookupEnv)
+		if err != nil {
+			return err
 		}
-	}()
-	if err := realMain(ctx, logger); err != nil {
-		_ = logger.Sync()
-		logger.Fatal("forwarder failed", zap.Error(err))
-	}
-	_ = logger.Sync()
-}
-
-func realMain(ctx context.Context, logger *zap.Logger) error {
-	cfg, err := forwarder.ConfigFromEnv(os.LookupEnv)
-	if err != nil {
-		return err
-	}
-	cfg.Version = version
-	svc, err := forwarder.New(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	return svc.Run(ctx)
+		cfg.Version = version
+		svc, err := forwarder.New(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		return svc.Run(ctx)
+	})
 }
