@@ -32,13 +32,16 @@ type deliverer struct {
 	client    *http.Client
 	userAgent string
 	secret    []byte // Standard Webhooks key, nil when the target names none
-	timeout   time.Duration
-	now       func() time.Time
+	// destPrefix is how an event already addressed to this target begins.
+	destPrefix []byte
+	timeout    time.Duration
+	now        func() time.Time
 }
 
 func newDeliverer(t pack.Target, rt http.RoundTripper, cfg Config) *deliverer {
 	d := &deliverer{
 		target: t, userAgent: "zen-twilio-forwarder/" + cfg.Version, timeout: cfg.HTTPTimeout, now: cfg.Now,
+		destPrefix: destinationPrefix(t.Name),
 		client: &http.Client{
 			Transport: rt,
 			// A POST is never followed through a redirect: Classify dead-letters 3xx.
@@ -86,12 +89,19 @@ func Sign(key []byte, id string, ts int64, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
+// body returns the event as the target receives it: destination set to the
+// target (see withDestination).
+func (d *deliverer) body(data []byte) ([]byte, error) {
+	return withDestination(data, d.target.Name, d.destPrefix)
+}
+
 // withDestination re-encodes an event with destination set to the target
 // (field order kept).
-func withDestination(data []byte, target string) ([]byte, error) {
+// prefix is destinationPrefix(target), computed once per target.
+func withDestination(data []byte, target string, prefix []byte) ([]byte, error) {
 	// The transformer already names the target when there is one: then the
 	// event goes out byte for byte, without a decode.
-	if bytes.HasPrefix(data, destinationPrefix(target)) && json.Valid(data) {
+	if bytes.HasPrefix(data, prefix) && json.Valid(data) {
 		return data, nil
 	}
 	var ev zen.Event

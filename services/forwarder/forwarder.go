@@ -213,7 +213,7 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 			return worker.Ack()
 		}
 
-		body, err := withDestination(m.Data(), name)
+		body, err := tw.deliv.body(m.Data())
 		if err != nil {
 			att.Outcome, att.Error = "dead_letter", err.Error()
 			s.recordAttempt(att)
