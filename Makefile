@@ -68,7 +68,7 @@ lint: fmt-check vet
 .PHONY: lint
 
 ## bench: floor vs ingest vs end-to-end vs RSS in one run (writes bench/results.md), then the Go benchmarks
-BENCH_REQUESTS ?= 20000
+BENCH_REQUESTS ?= 40000
 bench: build
 	$(GO) run ./e2e/bench -requests $(BENCH_REQUESTS) -concurrency 64 -rate 1000 -seconds 10 -out bench/results.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pkg/twiliosig ./pkg/transform ./services/ingester | tee -a bench/results.md.go-bench

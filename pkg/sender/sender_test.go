@@ -31,6 +31,7 @@ func TestBuildSignsEveryFixture(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen := map[string]bool{}
+		var plainKey string
 		for variant := range 3 {
 			r, err := Build(f, target, token, "", "nonce", variant)
 			if err != nil {
@@ -59,6 +60,18 @@ func TestBuildSignsEveryFixture(t *testing.T) {
 			if r.Header.Get("I-Twilio-Idempotency-Token") == "" {
 				t.Errorf("%s: no idempotency token", f.Name)
 			}
+			if variant == 0 {
+				plainKey = r.Key
+			}
+		}
+		// The form each fixture is decoded to once is never changed by a
+		// variant: the plain request is the same after them.
+		r, err := Build(f, target, token, "", "nonce", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Key != plainKey {
+			t.Errorf("%s: plain request after variants has key %q, want %q", f.Name, r.Key, plainKey)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -28,6 +29,13 @@ func Run(name string, run func(ctx context.Context, logger *zap.Logger) error) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	if path := envconf.New(nil).String("CPU_PROFILE", ""); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			logger.Fatal("CPU_PROFILE", zap.Error(err))
+		}
+		defer stopProfile()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			logger.Fatal("panic", zap.Any("panic", r), zap.Stack("stack"))
@@ -38,4 +46,18 @@ func Run(name string, run func(ctx context.Context, logger *zap.Logger) error) {
 		logger.Fatal(name+" failed", zap.Error(err))
 	}
 	_ = logger.Sync()
+}
+
+// startCPUProfile writes a Go CPU profile to path until the returned
+// function is called (at exit, after a clean shutdown).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }

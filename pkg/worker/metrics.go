@@ -9,6 +9,7 @@ type metrics struct {
 	handleSeconds prometheus.Histogram
 	redeliveries  prometheus.Counter
 	inFlight      prometheus.Gauge
+	acked         prometheus.Counter // outcomes{outcome="ack"}, bound once
 }
 
 // newMetrics registers the worker's metrics on reg (nil: unregistered).
@@ -33,6 +34,7 @@ func newMetrics(reg prometheus.Registerer, stage string) (*metrics, error) {
 			Help: "Messages being handled now.",
 		}),
 	}
+	m.acked = m.outcomes.WithLabelValues("ack", "")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.outcomes, m.handleSeconds, m.redeliveries, m.inFlight} {
 			if err := reg.Register(c); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -197,6 +198,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+type metadataKey struct{}
+
+type msgMetadata struct {
+	m    jetstream.Msg
+	meta *jetstream.MsgMetadata
+}
+
+// Metadata returns m's JetStream metadata: parsed once by the worker and
+// carried in the handler's context, or parsed here for any other message.
+func Metadata(ctx context.Context, m jetstream.Msg) (*jetstream.MsgMetadata, error) {
+	if v, ok := ctx.Value(metadataKey{}).(msgMetadata); ok && v.m == m {
+		return v.meta, nil
+	}
+	return m.Metadata()
+}
+
 // process runs the handler with heartbeats and carries out its outcome.
 func (w *Worker) process(ctx context.Context, m jetstream.Msg) {
 	start := time.Now()
@@ -206,7 +223,9 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg) {
 		w.cfg.Logger.Error("message without metadata", zap.Error(err))
 		return
 	}
-	log := w.cfg.Logger.With(zap.String("subject", m.Subject()), zap.Uint64("stream_seq", meta.Sequence.Stream),
+	// Lazy: the fields are encoded only when something is logged, which is
+	// rare on the hot path.
+	log := w.cfg.Logger.WithLazy(zap.String("subject", m.Subject()), zap.Uint64("stream_seq", meta.Sequence.Stream),
 		zap.Uint64("deliveries", meta.NumDelivered))
 	if meta.NumDelivered > 1 {
 		w.metrics.redeliveries.Inc()
@@ -214,7 +233,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg) {
 	w.metrics.inFlight.Inc()
 	defer w.metrics.inFlight.Dec()
 
-	out := w.handle(ctx, m, log)
+	out := w.handle(context.WithValue(ctx, metadataKey{}, msgMetadata{m, meta}), m, log)
 	w.metrics.handleSeconds.Observe(time.Since(start).Seconds())
 
 	if out.Kind == KindRetry && int(meta.NumDelivered) >= w.cfg.MaxDeliver {
@@ -243,22 +262,21 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, log *zap.Logger) (
 		ctx, cancel = context.WithTimeout(ctx, w.cfg.HandleTimeout)
 		defer cancel()
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(w.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := m.InProgress(); err != nil {
-					log.Debug("in progress", zap.Error(err))
-				}
-			}
+	// A timer, not a goroutine per message: it fires only for the rare
+	// handler that runs longer than a third of AckWait.
+	every := w.cfg.AckWait / 3
+	var done atomic.Bool
+	var heartbeat *time.Timer
+	heartbeat = time.AfterFunc(every, func() {
+		if done.Load() {
+			return
 		}
-	}()
+		if err := m.InProgress(); err != nil {
+			log.Debug("in progress", zap.Error(err))
+		}
+		heartbeat.Reset(every)
+	})
+	defer func() { done.Store(true); heartbeat.Stop() }()
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("handler panic", zap.Any("panic", r), zap.Stack("stack"))
@@ -282,7 +300,7 @@ func (w *Worker) carryOut(ctx context.Context, m jetstream.Msg, meta *jetstream.
 		if err := m.Ack(); err != nil {
 			log.Warn("ack not sent", zap.Error(err))
 		}
-		w.metrics.outcomes.WithLabelValues("ack", "").Inc()
+		w.metrics.acked.Inc()
 	case KindRetry:
 		d := out.After
 		if d <= 0 {

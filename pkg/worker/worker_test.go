@@ -461,3 +461,44 @@ func TestUnackedLastDeliveryIsDeadLettered(t *testing.T) {
 		t.Errorf("body = %q, want %q", got, want)
 	}
 }
+
+// A handler slower than AckWait keeps its message: the worker's heartbeat
+// (InProgress every third of AckWait) stops JetStream from redelivering it,
+// and the handler sees the metadata the worker parsed.
+func TestSlowHandlerIsNotRedelivered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(1)
+	consumer := func(ctx context.Context) (jetstream.Consumer, error) {
+		return e.js.CreateOrUpdateConsumer(ctx, streams.StreamRaw, jetstream.ConsumerConfig{
+			Durable: "test", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Second,
+			MaxDeliver: 5, FilterSubject: "twilio.raw.>",
+		})
+	}
+	var calls atomic.Int64
+	var deliveries atomic.Uint64
+	e.run(worker.Config{MaxDeliver: 5, AckWait: time.Second, Consumer: consumer, Handler: func(ctx context.Context, m jetstream.Msg) worker.Outcome {
+		calls.Add(1)
+		meta, err := worker.Metadata(ctx, m)
+		if err != nil {
+			t.Error(err)
+			return worker.Ack()
+		}
+		deliveries.Store(meta.NumDelivered)
+		time.Sleep(2500 * time.Millisecond) // 2.5 × AckWait
+		return worker.Ack()
+	}})
+	natstest.CheckFor(t, 15*time.Second, func() error {
+		if ap, np := e.pending(); ap != 0 || np != 0 || calls.Load() == 0 {
+			return fmt.Errorf("calls %d, ack pending %d, pending %d", calls.Load(), ap, np)
+		}
+		return nil
+	})
+	time.Sleep(1500 * time.Millisecond) // a redelivery would have come by now
+	if got := calls.Load(); got != 1 {
+		t.Errorf("handler called %d times, want 1 (the heartbeat should hold the message)", got)
+	}
+	if got := deliveries.Load(); got != 1 {
+		t.Errorf("metadata NumDelivered = %d, want 1", got)
+	}
+}

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zen-twilio/zen/pkg/streams"
 )
 
 // The dedupe bucket (zen_dedupe) holds one entry per target and dedupe key,
@@ -18,6 +21,14 @@ import (
 // Before a POST the forwarder reads the entry (a read, not a write: with R3
 // streams a write is a replicated raft commit, so the hot path costs one
 // write per event, not two); a delivered key is acked without a POST.
+//
+// The entry is published without waiting for its acknowledgement, in the
+// same write as the attempt record and the ack of the event (they leave in
+// that order on one connection, so the server stores the entry before it
+// sees the ack). Waiting would change nothing: an entry that could not be
+// stored never held the ack back (the event was delivered); it is counted
+// (zen_forwarder_dedupe_records_failed_total) and logged when its
+// acknowledgement reports the failure.
 //
 // Where a duplicate can still reach the target, and only there:
 //   - a forwarder that dies after the target's 2xx but before writing the
@@ -34,6 +45,7 @@ import (
 // second copy; `make e2e` counts and explains each one.
 type dedupe struct {
 	kv jetstream.KeyValue
+	js jetstream.JetStream
 }
 
 // isDelivered reports whether key is recorded as delivered. Entries of an
@@ -49,8 +61,27 @@ func (d *dedupe) isDelivered(ctx context.Context, key string) (bool, error) {
 	return strings.HasPrefix(string(e.Value()), "delivered:"), nil
 }
 
-// markDelivered records that message seq delivered key.
-func (d *dedupe) markDelivered(ctx context.Context, key string, seq uint64, at time.Time) error {
-	_, err := d.kv.Put(ctx, key, fmt.Appendf(nil, "delivered:%d:%d", seq, at.UnixMilli()))
+// markDelivered records that message seq delivered key; it does not wait
+// for the acknowledgement (see above). The error is a publish that could not
+// even be sent.
+func (d *dedupe) markDelivered(key string, seq uint64, at time.Time) error {
+	m := nats.NewMsg(dedupeSubjectPrefix + key)
+	m.Data = fmt.Appendf(nil, "delivered:%d:%d", seq, at.UnixMilli())
+	_, err := d.js.PublishMsgAsync(m)
 	return err
+}
+
+// dedupeSubjectPrefix is where the bucket stores a key: what
+// jetstream.KeyValue.Put publishes to (the services use no JetStream domain
+// or API prefix).
+const dedupeSubjectPrefix = "$KV." + streams.BucketDedupe + "."
+
+// dedupeKeyOf returns the bucket key of an entry's subject ("" for any other
+// subject).
+func dedupeKeyOf(subject string) string {
+	key, _ := strings.CutPrefix(subject, dedupeSubjectPrefix)
+	if key == subject {
+		return ""
+	}
+	return key
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/zen-twilio/zen/pkg/httpserve"
@@ -85,9 +86,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	s.ops = httpserve.NewOps(s.ready)
 	s.metrics = newMetrics(s.ops.Registry)
-	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) {
-		s.metrics.recordsFailed.Inc()
-	})); err != nil {
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncErrHandler(s.asyncPublishFailed)); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -165,7 +164,7 @@ func (s *Service) dedupeBucket(ctx context.Context) (*dedupe, error) {
 		}
 		s.kv = kv
 	}
-	return &dedupe{kv: s.kv}, nil
+	return &dedupe{kv: s.kv, js: s.js}, nil
 }
 
 func (s *Service) ready(ctx context.Context) error {
@@ -178,8 +177,20 @@ func (s *Service) ready(ctx context.Context) error {
 // handlerFor delivers one event to tw's target.
 func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 	name := tw.target.Name
+	// The target's series, bound once.
+	inFlight, latency := s.metrics.inFlight.WithLabelValues(name), s.metrics.latency.WithLabelValues(name)
+	attempts := map[string]prometheus.Counter{}
+	for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "error", "duplicate"} {
+		attempts[c] = s.metrics.attempts.WithLabelValues(name, c)
+	}
+	attempt := func(class string) prometheus.Counter {
+		if c, ok := attempts[class]; ok {
+			return c
+		}
+		return s.metrics.attempts.WithLabelValues(name, class)
+	}
 	return func(ctx context.Context, m jetstream.Msg) worker.Outcome {
-		meta, err := m.Metadata()
+		meta, err := worker.Metadata(ctx, m)
 		if err != nil {
 			return worker.DeadLetter("no_metadata", err)
 		}
@@ -207,7 +218,7 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		}
 		if done {
 			s.metrics.dedupeHits.WithLabelValues(name).Inc()
-			s.metrics.attempts.WithLabelValues(name, "duplicate").Inc()
+			attempt("duplicate").Inc()
 			att.Outcome = "duplicate"
 			s.recordAttempt(att)
 			return worker.Ack()
@@ -219,13 +230,13 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 			s.recordAttempt(att)
 			return worker.DeadLetter("undecodable_event", err)
 		}
-		s.metrics.inFlight.WithLabelValues(name).Inc()
+		inFlight.Inc()
 		start := time.Now()
 		res := tw.deliv.post(ctx, body, key)
 		took := time.Since(start)
-		s.metrics.inFlight.WithLabelValues(name).Dec()
-		s.metrics.latency.WithLabelValues(name).Observe(took.Seconds())
-		s.metrics.attempts.WithLabelValues(name, class(res)).Inc()
+		inFlight.Dec()
+		latency.Observe(took.Seconds())
+		attempt(class(res)).Inc()
 
 		out := Classify(res.status, res.err, res.retryAfter, res.snippet, s.cfg.Now(), s.cfg.MaxRetryAfter)
 		att.Status, att.LatencyMS = res.status, float64(took.Microseconds())/1000
@@ -236,10 +247,8 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		switch {
 		case out.Kind == worker.KindAck:
 			att.Outcome = "delivered"
-			if err := dd.markDelivered(ctx, kvKey, seq, s.cfg.Now()); err != nil {
-				// Delivered all the same: ack. Only a later copy of this event
-				// could be POSTed again; the Idempotency-Key covers it.
-				s.log.Warn("delivered but the dedupe key was not recorded", zap.String("key", key), zap.Error(err))
+			if err := dd.markDelivered(kvKey, seq, s.cfg.Now()); err != nil {
+				s.dedupeRecordFailed(kvKey, err)
 			}
 		case out.Kind == worker.KindDeadLetter || last:
 			att.Outcome = "dead_letter"
@@ -252,9 +261,36 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 	}
 }
 
+// asyncPublishFailed counts a record whose publish was not acknowledged: a
+// dedupe entry or an attempt record.
+func (s *Service) asyncPublishFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
+	if key := dedupeKeyOf(m.Subject); key != "" {
+		s.dedupeRecordFailed(key, err)
+		return
+	}
+	s.metrics.recordsFailed.Inc()
+}
+
+// dedupeRecordFailed: the event was delivered all the same, and acked. Only
+// a later copy of it could be POSTed again; the Idempotency-Key covers that.
+func (s *Service) dedupeRecordFailed(kvKey string, err error) {
+	s.metrics.dedupeRecordsFailed.Inc()
+	s.log.Warn("delivered but the dedupe key was not recorded", zap.String("key", kvKey), zap.Error(err))
+}
+
 func class(r result) string {
 	if r.err != nil {
 		return "error"
+	}
+	switch r.status / 100 {
+	case 2:
+		return "2xx"
+	case 3:
+		return "3xx"
+	case 4:
+		return "4xx"
+	case 5:
+		return "5xx"
 	}
 	return strconv.Itoa(r.status/100) + "xx"
 }

@@ -9,6 +9,9 @@ type metrics struct {
 	deadLetters   *prometheus.CounterVec
 	inFlight      *prometheus.GaugeVec
 	recordsFailed prometheus.Counter
+	// dedupeRecordsFailed counts delivered events whose zen_dedupe entry
+	// was not stored.
+	dedupeRecordsFailed prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,7 +35,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recordsFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zen_forwarder_attempt_records_failed_total", Help: "Attempt records that could not be published.",
 		}),
+		dedupeRecordsFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zen_forwarder_dedupe_records_failed_total", Help: "Delivered events whose zen_dedupe entry could not be stored (a later copy could be POSTed again).",
+		}),
 	}
-	reg.MustRegister(m.attempts, m.latency, m.dedupeHits, m.deadLetters, m.inFlight, m.recordsFailed)
+	reg.MustRegister(m.attempts, m.latency, m.dedupeHits, m.deadLetters, m.inFlight, m.recordsFailed, m.dedupeRecordsFailed)
 	return m
 }

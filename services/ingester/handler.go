@@ -161,8 +161,8 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 		return s.shed(w)
 	}
 
-	msg := nats.NewMsg(streams.RawSubject(*event))
-	msg.Data = body
+	// Sized for the headers below, so the map is allocated once.
+	msg := &nats.Msg{Subject: streams.RawSubject(*event), Data: body, Header: make(nats.Header, 10)}
 	msg.Header.Set(zen.HeaderContentType, ctype)
 	if sig != "" {
 		msg.Header.Set(zen.HeaderTwilioSignature, sig)

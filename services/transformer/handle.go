@@ -27,7 +27,7 @@ const ReasonPublish = "publish_failed"
 // retried (the events already stored dedupe by Nats-Msg-Id on the retry);
 // only a request whose every event was acknowledged is acked.
 func (s *Service) handle(ctx context.Context, m jetstream.Msg) worker.Outcome {
-	meta, err := m.Metadata()
+	meta, err := worker.Metadata(ctx, m)
 	if err != nil {
 		return worker.DeadLetter(transform.ReasonInternal, err)
 	}
@@ -56,8 +56,7 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) worker.Outcome {
 		if err != nil {
 			return worker.DeadLetter(transform.ReasonInternal, fmt.Errorf("encode event: %w", err))
 		}
-		out := nats.NewMsg(streams.EventSubject(r.Event.EventType))
-		out.Data = body
+		out := &nats.Msg{Subject: streams.EventSubject(r.Event.EventType), Data: body, Header: make(nats.Header, 9)}
 		out.Header.Set(zen.HeaderMsgID, r.DedupeKey)
 		out.Header.Set(zen.HeaderDedupeKey, r.DedupeKey)
 		out.Header.Set(zen.HeaderEventType, r.Event.EventType)

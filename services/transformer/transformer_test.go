@@ -188,7 +188,15 @@ func TestTransitionsAreKeptAndRetriesCollapse(t *testing.T) {
 	if got := e.eventKeys(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("ZEN_EVENTS keys:\n got %v\nwant %v", got, want)
 	}
-	ev := e.streamMsgs(streams.StreamEvents)[0]
+	// Raw messages are transformed concurrently: find a message.status
+	// event rather than rely on the order they were stored in.
+	ev := &jetstream.RawStreamMsg{}
+	for _, m := range e.streamMsgs(streams.StreamEvents) {
+		if m.Header.Get(zen.HeaderEventType) == "message.status" {
+			ev = m
+			break
+		}
+	}
 	for _, h := range []string{zen.HeaderEventType, zen.HeaderPriority, zen.HeaderRawSeq, zen.HeaderDedupeKey, zen.HeaderRequestID} {
 		if ev.Header.Get(h) == "" {
 			t.Errorf("event lacks header %s", h)
