@@ -10,6 +10,7 @@ type metrics struct {
 	redeliveries  prometheus.Counter
 	inFlight      prometheus.Gauge
 	acked         prometheus.Counter // outcomes{outcome="ack"}, bound once
+	batchSize     prometheus.Histogram
 }
 
 // newMetrics registers the worker's metrics on reg (nil: unregistered).
@@ -34,9 +35,14 @@ func newMetrics(reg prometheus.Registerer, stage string) (*metrics, error) {
 			Help: "Messages being handled now.",
 		}),
 	}
+	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "zen_worker_batch_size", ConstLabels: labels,
+		Help:    "Messages per batch (stages that handle messages in batches).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+	})
 	m.acked = m.outcomes.WithLabelValues("ack", "")
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.outcomes, m.handleSeconds, m.redeliveries, m.inFlight} {
+		for _, c := range []prometheus.Collector{m.outcomes, m.handleSeconds, m.redeliveries, m.inFlight, m.batchSize} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -22,6 +22,10 @@ import (
 // up or the worker is stopping.
 type Handler func(ctx context.Context, m jetstream.Msg) Outcome
 
+// BatchHandler decides the outcomes of several messages, one per message,
+// in the order given.
+type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) []Outcome
+
 // Middleware wraps a Handler with cross-cutting behaviour.
 type Middleware func(Handler) Handler
 

@@ -37,6 +37,18 @@ type Config struct {
 	Publisher Publisher
 	// Handler decides each message's outcome.
 	Handler Handler
+	// BatchHandler, when set, replaces Handler: it decides the outcomes of
+	// messages that arrived together, one per message and in order, so a
+	// stage can publish for all of them in one write and acknowledge them in
+	// one more. A batch is what the consumer had delivered when the previous
+	// one was taken (after waiting Linger), at most MaxBatch messages; a
+	// pipeline under load gets larger batches and spends less per message.
+	BatchHandler BatchHandler
+	// MaxBatch bounds a batch (default 16).
+	MaxBatch int
+	// Linger is how long a batch waits for more messages after its first
+	// (default 0: a batch takes what is already there).
+	Linger time.Duration
 	// DLQSubject returns the dead-letter subject for a reason code.
 	DLQSubject func(reason string) string
 	// Concurrency bounds handlers running at once (default 16). The client
@@ -63,6 +75,9 @@ func (c *Config) setDefaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
 	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 16
+	}
 	if c.Backoff == (Backoff{}) {
 		c.Backoff = DefaultBackoff()
 	}
@@ -86,8 +101,8 @@ func (c *Config) Validate() error {
 	if c.Publisher == nil {
 		errs = append(errs, errors.New("worker: Publisher is required"))
 	}
-	if c.Handler == nil {
-		errs = append(errs, errors.New("worker: Handler is required"))
+	if c.Handler == nil && c.BatchHandler == nil {
+		errs = append(errs, errors.New("worker: Handler or BatchHandler is required"))
 	}
 	if c.DLQSubject == nil {
 		errs = append(errs, errors.New("worker: DLQSubject is required"))
@@ -176,6 +191,14 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		stop := context.AfterFunc(ctx, it.Drain)
+		if w.cfg.BatchHandler != nil {
+			if w.consumeBatches(hctx, it, sem, &wg) {
+				retry = 0
+			}
+			stop()
+			it.Stop()
+			continue
+		}
 		for {
 			m, err := it.Next()
 			if err != nil {
@@ -208,10 +231,192 @@ type msgMetadata struct {
 // Metadata returns m's JetStream metadata: parsed once by the worker and
 // carried in the handler's context, or parsed here for any other message.
 func Metadata(ctx context.Context, m jetstream.Msg) (*jetstream.MsgMetadata, error) {
-	if v, ok := ctx.Value(metadataKey{}).(msgMetadata); ok && v.m == m {
-		return v.meta, nil
+	switch v := ctx.Value(metadataKey{}).(type) {
+	case msgMetadata:
+		if v.m == m {
+			return v.meta, nil
+		}
+	case []msgMetadata:
+		for _, x := range v {
+			if x.m == m {
+				return x.meta, nil
+			}
+		}
 	}
 	return m.Metadata()
+}
+
+// consumeBatches hands the iterator's messages to the BatchHandler until the
+// iterator closes; it reports whether any message came.
+func (w *Worker) consumeBatches(hctx context.Context, it jetstream.MessagesContext, sem chan struct{}, wg *sync.WaitGroup) bool {
+	// The iterator has no non-blocking Next: a goroutine feeds a channel the
+	// batches are taken from.
+	in := make(chan jetstream.Msg, w.cfg.Concurrency)
+	go func() {
+		defer close(in)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				w.cfg.Logger.Debug("consume: next", zap.Error(err))
+				continue
+			}
+			in <- m
+		}
+	}()
+	got := false
+	for m := range in {
+		got = true
+		sem <- struct{}{}
+		batch := []jetstream.Msg{m}
+		var linger <-chan time.Time
+		var lingerTimer *time.Timer
+		if w.cfg.Linger > 0 {
+			lingerTimer = time.NewTimer(w.cfg.Linger)
+			linger = lingerTimer.C
+		}
+	collect:
+		for len(batch) < w.cfg.MaxBatch {
+			select {
+			case sem <- struct{}{}:
+			default:
+				break collect // Concurrency messages in flight
+			}
+			select {
+			case m, ok := <-in:
+				if !ok {
+					<-sem
+					break collect
+				}
+				batch = append(batch, m)
+				continue
+			default:
+			}
+			if linger == nil {
+				<-sem
+				break collect
+			}
+			select {
+			case m, ok := <-in:
+				if ok {
+					batch = append(batch, m)
+					continue
+				}
+				<-sem
+				break collect
+			case <-linger:
+				<-sem
+				linger = nil
+				break collect
+			}
+		}
+		if lingerTimer != nil {
+			lingerTimer.Stop()
+		}
+		wg.Add(1)
+		go func() {
+			defer func() {
+				for range batch {
+					<-sem
+				}
+				wg.Done()
+			}()
+			w.processBatch(hctx, batch)
+		}()
+	}
+	return got
+}
+
+// processBatch runs the BatchHandler with heartbeats and carries out each
+// outcome, in order.
+func (w *Worker) processBatch(ctx context.Context, batch []jetstream.Msg) {
+	start := time.Now()
+	msgs := make([]jetstream.Msg, 0, len(batch))
+	metas := make([]msgMetadata, 0, len(batch))
+	for _, m := range batch {
+		meta, err := m.Metadata()
+		if err != nil {
+			w.cfg.Logger.Error("message without metadata", zap.Error(err))
+			continue
+		}
+		if meta.NumDelivered > 1 {
+			w.metrics.redeliveries.Inc()
+		}
+		msgs = append(msgs, m)
+		metas = append(metas, msgMetadata{m, meta})
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	w.metrics.inFlight.Add(float64(len(msgs)))
+	defer w.metrics.inFlight.Sub(float64(len(msgs)))
+	w.metrics.batchSize.Observe(float64(len(msgs)))
+
+	outs := w.handleBatch(context.WithValue(ctx, metadataKey{}, metas), msgs)
+	took := time.Since(start).Seconds()
+	for i, m := range msgs {
+		w.metrics.handleSeconds.Observe(took)
+		meta := metas[i].meta
+		log := w.cfg.Logger.WithLazy(zap.String("subject", m.Subject()), zap.Uint64("stream_seq", meta.Sequence.Stream),
+			zap.Uint64("deliveries", meta.NumDelivered))
+		out := outs[i]
+		if out.Kind == KindRetry && int(meta.NumDelivered) >= w.cfg.MaxDeliver {
+			reason := out.Reason
+			if reason == "" {
+				reason = "max_deliveries"
+			}
+			out = Outcome{Kind: KindDeadLetter, Reason: reason, Headers: out.Headers,
+				Err: fmt.Errorf("deliveries exhausted (%d): %w", meta.NumDelivered, errOr(out.Err))}
+		}
+		w.carryOut(ctx, m, meta, out, log)
+	}
+}
+
+// handleBatch calls the BatchHandler, recovering a panic (or a wrong number
+// of outcomes) into a retry of every message, and sending InProgress for
+// each while it runs longer than a third of AckWait.
+func (w *Worker) handleBatch(ctx context.Context, msgs []jetstream.Msg) (outs []Outcome) {
+	if w.cfg.HandleTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.cfg.HandleTimeout)
+		defer cancel()
+	}
+	every := w.cfg.AckWait / 3
+	var done atomic.Bool
+	var heartbeat *time.Timer
+	heartbeat = time.AfterFunc(every, func() {
+		if done.Load() {
+			return
+		}
+		for _, m := range msgs {
+			if err := m.InProgress(); err != nil {
+				w.cfg.Logger.Debug("in progress", zap.Error(err))
+			}
+		}
+		heartbeat.Reset(every)
+	})
+	defer func() { done.Store(true); heartbeat.Stop() }()
+	retryAll := func(err error) []Outcome {
+		outs := make([]Outcome, len(msgs))
+		for i := range outs {
+			outs[i] = Retry(0, "panic", err)
+		}
+		return outs
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			w.cfg.Logger.Error("batch handler panic", zap.Any("panic", r), zap.Stack("stack"))
+			outs = retryAll(fmt.Errorf("handler panic: %v", r))
+		}
+	}()
+	outs = w.cfg.BatchHandler(ctx, msgs)
+	if len(outs) != len(msgs) {
+		w.cfg.Logger.Error("batch handler returned the wrong number of outcomes", zap.Int("messages", len(msgs)), zap.Int("outcomes", len(outs)))
+		return retryAll(fmt.Errorf("batch handler: %d outcomes for %d messages", len(outs), len(msgs)))
+	}
+	return outs
 }
 
 // process runs the handler with heartbeats and carries out its outcome.

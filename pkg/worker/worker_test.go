@@ -502,3 +502,110 @@ func TestSlowHandlerIsNotRedelivered(t *testing.T) {
 		t.Errorf("metadata NumDelivered = %d, want 1", got)
 	}
 }
+
+// A batch handler's outcomes are carried out message by message: acks,
+// retries on the schedule and dead letters in one batch; batches stay within
+// MaxBatch and Concurrency; every message is handled, none twice after its
+// ack.
+func TestBatchOutcomesAreCarriedOutPerMessage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(60)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	var biggest, cur, peak atomic.Int64
+	e.run(worker.Config{MaxDeliver: 3, Concurrency: 8, MaxBatch: 5, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Multiplier: 1},
+		BatchHandler: func(ctx context.Context, msgs []jetstream.Msg) []worker.Outcome {
+			n := cur.Add(int64(len(msgs)))
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			for b := biggest.Load(); int64(len(msgs)) > b && !biggest.CompareAndSwap(b, int64(len(msgs))); b = biggest.Load() {
+			}
+			time.Sleep(2 * time.Millisecond) // let the next batch gather
+			outs := make([]worker.Outcome, len(msgs))
+			mu.Lock()
+			for i, m := range msgs {
+				body := string(m.Data())
+				calls[body]++
+				meta, err := worker.Metadata(ctx, m)
+				if err != nil {
+					t.Error(err)
+				}
+				var seq int
+				fmt.Sscanf(body, "MessageSid=SM%d", &seq)
+				switch {
+				case seq%10 == 3:
+					outs[i] = worker.DeadLetter("poison", errors.New("never valid"))
+				case seq%10 == 7 && meta.NumDelivered == 1:
+					outs[i] = worker.Retry(0, "http_503", errors.New("try again"))
+				default:
+					outs[i] = worker.Ack()
+				}
+			}
+			mu.Unlock()
+			cur.Add(-int64(len(msgs)))
+			return outs
+		}})
+	natstest.CheckFor(t, 20*time.Second, func() error {
+		if ap, np := e.pending(); ap != 0 || np != 0 || len(e.dlq()) < 6 {
+			return fmt.Errorf("ack pending %d, pending %d, dead letters %d", ap, np, len(e.dlq()))
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range 60 {
+		want := 1
+		if i%10 == 7 {
+			want = 2 // retried once, then acked
+		}
+		if got := calls[fmt.Sprintf("MessageSid=SM%d", i)]; got != want {
+			t.Errorf("SM%d handled %d times, want %d", i, got, want)
+		}
+	}
+	if n := len(e.dlq()); n != 6 {
+		t.Errorf("%d dead letters, want 6", n)
+	}
+	if b := biggest.Load(); b > 5 || b < 2 {
+		t.Errorf("largest batch %d, want 2..5 (60 messages waiting, MaxBatch 5)", b)
+	}
+	if p := peak.Load(); p > 8 {
+		t.Errorf("%d messages in flight at once, want <= 8 (Concurrency)", p)
+	}
+}
+
+// A batch handler that panics, or answers for the wrong number of messages,
+// has its whole batch retried: nothing is acked that was not handled.
+func TestBatchPanicAndWrongAnswerAreRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(10)
+	var calls atomic.Int64
+	var acked sync.Map
+	e.run(worker.Config{MaxDeliver: 5, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Multiplier: 1},
+		BatchHandler: func(ctx context.Context, msgs []jetstream.Msg) []worker.Outcome {
+			switch calls.Add(1) {
+			case 1:
+				panic("boom")
+			case 2:
+				return nil
+			}
+			outs := make([]worker.Outcome, len(msgs))
+			for i, m := range msgs {
+				acked.Store(string(m.Data()), true)
+				outs[i] = worker.Ack()
+			}
+			return outs
+		}})
+	natstest.CheckFor(t, 20*time.Second, func() error {
+		n := 0
+		acked.Range(func(any, any) bool { n++; return true })
+		if ap, np := e.pending(); ap != 0 || np != 0 || n != 10 {
+			return fmt.Errorf("ack pending %d, pending %d, acked %d of 10", ap, np, n)
+		}
+		return nil
+	})
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters, want 0", n)
+	}
+}

@@ -24,6 +24,11 @@ type Config struct {
 	Lookup envconf.Lookup
 	// Concurrency bounds messages handled at once per replica.
 	Concurrency int
+	// Batch bounds the raw messages transformed and published together (at
+	// most Concurrency); Linger is how long a batch waits for more after its
+	// first.
+	Batch  int
+	Linger time.Duration
 	// Consumer holds AckWait, MaxDeliver, BackOff, MaxAckPending.
 	Consumer streams.ConsumerSettings
 	// Retry is the NakWithDelay schedule of transient failures.
@@ -55,6 +60,7 @@ func DefaultConfig() Config {
 		ListenAddr:     ":8081",
 		PackageDir:     "packages/transforms/twilio/v1",
 		Concurrency:    32,
+		Batch:          16,
 		Consumer:       streams.DefaultTransformerSettings(),
 		Retry:          worker.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2},
 		PublishTimeout: 5 * time.Second,
@@ -71,6 +77,8 @@ func readConfig(r *envconf.Reader) Config {
 	c.ListenAddr = r.String("LISTEN_ADDR", c.ListenAddr)
 	c.PackageDir = r.String("PACKAGE_DIR", c.PackageDir)
 	c.Concurrency = r.Int("TRANSFORMER_CONCURRENCY", c.Concurrency)
+	c.Batch = r.Int("TRANSFORMER_BATCH", c.Batch)
+	c.Linger = r.Duration("TRANSFORMER_LINGER", c.Linger)
 	c.Consumer = streams.ConsumerSettingsFromEnv(r, "TRANSFORMER_", c.Consumer)
 	c.Retry.Initial = r.Duration("TRANSFORMER_RETRY_INITIAL", c.Retry.Initial)
 	c.Retry.Max = r.Duration("TRANSFORMER_RETRY_MAX", c.Retry.Max)
@@ -114,6 +122,12 @@ func (c Config) Validate() error {
 	}
 	if c.Concurrency < 1 {
 		fail("TRANSFORMER_CONCURRENCY", "must be >= 1, got %d", c.Concurrency)
+	}
+	if c.Batch < 1 {
+		fail("TRANSFORMER_BATCH", "must be >= 1, got %d", c.Batch)
+	}
+	if c.Linger < 0 || c.Linger >= c.PublishTimeout {
+		fail("TRANSFORMER_LINGER", "must be >= 0 and shorter than PUBLISH_TIMEOUT (%s), got %s", c.PublishTimeout, c.Linger)
 	}
 	if c.Consumer.MaxAckPending < c.Concurrency {
 		fail("TRANSFORMER_MAX_ACK_PENDING", "must be >= TRANSFORMER_CONCURRENCY (%d), got %d", c.Concurrency, c.Consumer.MaxAckPending)

@@ -22,14 +22,97 @@ import (
 // ReasonPublish is the retry reason when an event publish is not acknowledged.
 const ReasonPublish = "publish_failed"
 
-// handle transforms one raw request. A request that can never be
-// transformed is dead-lettered; one whose events could not all be stored is
-// retried (the events already stored dedupe by Nats-Msg-Id on the retry);
-// only a request whose every event was acknowledged is acked.
+// handle transforms one raw request (see handleBatch).
 func (s *Service) handle(ctx context.Context, m jetstream.Msg) worker.Outcome {
+	return s.handleBatch(ctx, []jetstream.Msg{m})[0]
+}
+
+// handleBatch transforms raw requests that arrived together. A request that
+// can never be transformed is dead-lettered; one whose events could not all
+// be stored is retried (the events already stored dedupe by Nats-Msg-Id on
+// the retry); only a request whose every event was acknowledged is acked.
+// The events of the whole batch are published before waiting for any
+// acknowledgement, so they leave in one write.
+func (s *Service) handleBatch(ctx context.Context, msgs []jetstream.Msg) []worker.Outcome {
+	outs := make([]worker.Outcome, len(msgs))
+	type pending struct {
+		i       int
+		rawSeq  uint64
+		event   string
+		types   []string
+		futures []jetstream.PubAckFuture
+		err     error
+	}
+	var waiting []*pending
+	for i, m := range msgs {
+		p, out, ok := s.prepare(ctx, m)
+		if !ok {
+			outs[i] = out
+			continue
+		}
+		w := &pending{i: i, rawSeq: p.rawSeq, event: p.event}
+		for _, em := range p.events {
+			f, err := s.js.PublishMsgAsync(em)
+			if err != nil {
+				w.err = err
+				break
+			}
+			w.futures = append(w.futures, f)
+			w.types = append(w.types, em.Header.Get(zen.HeaderEventType))
+		}
+		waiting = append(waiting, w)
+	}
+	if len(waiting) == 0 {
+		return outs
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	for _, w := range waiting {
+		var errs []error
+		if w.err != nil {
+			errs = append(errs, w.err)
+		}
+	futures:
+		for _, f := range w.futures {
+			select {
+			case ack := <-f.Ok():
+				if ack.Duplicate {
+					s.metrics.duplicates.Inc()
+				}
+			case err := <-f.Err():
+				errs = append(errs, err)
+			case <-ctx.Done():
+				errs = append(errs, ctx.Err())
+				break futures
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.log.Warn("event publish not acknowledged; will retry", zap.Uint64("raw_seq", w.rawSeq), zap.Error(err))
+			s.metrics.events.WithLabelValues(w.event, "retry").Inc()
+			outs[w.i] = worker.Retry(0, ReasonPublish, err)
+			continue
+		}
+		for _, t := range w.types {
+			s.metrics.events.WithLabelValues(t, "published").Inc()
+		}
+		outs[w.i] = worker.Ack()
+	}
+	return outs
+}
+
+// prepared is a raw request turned into the event messages to publish.
+type prepared struct {
+	rawSeq uint64
+	event  string // the Twilio event
+	events []*nats.Msg
+}
+
+// prepare transforms one raw request into its event messages; when it
+// cannot, it returns the request's outcome and false.
+func (s *Service) prepare(ctx context.Context, m jetstream.Msg) (prepared, worker.Outcome, bool) {
 	meta, err := worker.Metadata(ctx, m)
 	if err != nil {
-		return worker.DeadLetter(transform.ReasonInternal, err)
+		return prepared{}, worker.DeadLetter(transform.ReasonInternal, err), false
 	}
 	h := m.Headers()
 	event := h.Get(zen.HeaderTwilioEvent)
@@ -47,14 +130,14 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) worker.Outcome {
 	if err != nil {
 		reason := transform.ReasonOf(err)
 		s.metrics.events.WithLabelValues(event, "dead_letter").Inc()
-		return worker.DeadLetter(reason, err)
+		return prepared{}, worker.DeadLetter(reason, err), false
 	}
 
-	msgs := make([]*nats.Msg, len(results))
+	p := prepared{rawSeq: meta.Sequence.Stream, event: event, events: make([]*nats.Msg, len(results))}
 	for i, r := range results {
 		body, err := json.Marshal(r.Event)
 		if err != nil {
-			return worker.DeadLetter(transform.ReasonInternal, fmt.Errorf("encode event: %w", err))
+			return prepared{}, worker.DeadLetter(transform.ReasonInternal, fmt.Errorf("encode event: %w", err)), false
 		}
 		out := &nats.Msg{Subject: streams.EventSubject(r.Event.EventType), Data: body, Header: make(nats.Header, 9)}
 		out.Header.Set(zen.HeaderMsgID, r.DedupeKey)
@@ -67,50 +150,7 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) worker.Outcome {
 			out.Header.Set(zen.HeaderRequestID, v)
 		}
 		out.Header.Set(zen.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
-		msgs[i] = out
+		p.events[i] = out
 	}
-	if err := s.publish(ctx, msgs); err != nil {
-		s.log.Warn("event publish not acknowledged; will retry", zap.Uint64("raw_seq", meta.Sequence.Stream), zap.Error(err))
-		s.metrics.events.WithLabelValues(event, "retry").Inc()
-		return worker.Retry(0, ReasonPublish, err)
-	}
-	for _, r := range results {
-		s.metrics.events.WithLabelValues(r.Event.EventType, "published").Inc()
-	}
-	return worker.Ack()
-}
-
-// publish stores every event and waits for all acknowledgements.
-func (s *Service) publish(ctx context.Context, msgs []*nats.Msg) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
-	if len(msgs) == 1 {
-		ack, err := s.js.PublishMsg(ctx, msgs[0])
-		if err == nil && ack.Duplicate {
-			s.metrics.duplicates.Inc()
-		}
-		return err
-	}
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		f, err := s.js.PublishMsgAsync(m)
-		if err != nil {
-			return err
-		}
-		futures = append(futures, f)
-	}
-	var errs []error
-	for _, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
-				s.metrics.duplicates.Inc()
-			}
-		case err := <-f.Err():
-			errs = append(errs, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return errors.Join(errs...)
+	return p, worker.Outcome{}, true
 }
