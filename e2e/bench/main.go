@@ -392,7 +392,11 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	if err != nil {
 		return err
 	}
-	ing, err := startProc("ingester", filepath.Join(binDir, "ingester"), nil, env(ingAddr), tmp)
+	ingEnv := env(ingAddr)
+	if *cpuprofile != "" {
+		ingEnv["CPU_PROFILE"] = strings.TrimSuffix(*cpuprofile, filepath.Ext(*cpuprofile)) + ".ingest-phase" + filepath.Ext(*cpuprofile)
+	}
+	ing, err := startProc("ingester", filepath.Join(binDir, "ingester"), nil, ingEnv, tmp)
 	if err != nil {
 		return err
 	}
