@@ -609,3 +609,42 @@ func TestBatchPanicAndWrongAnswerAreRetried(t *testing.T) {
 		t.Errorf("%d dead letters, want 0", n)
 	}
 }
+
+// Stopping a batch worker finishes the batches in flight and acks them
+// before Run returns.
+func TestStopFinishesInFlightBatches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(8)
+	started := make(chan int, 8)
+	release := make(chan struct{})
+	var acked atomic.Int64
+	stop := e.run(worker.Config{MaxDeliver: 3, Concurrency: 8, MaxBatch: 4, BatchHandler: func(_ context.Context, msgs []jetstream.Msg) []worker.Outcome {
+		started <- len(msgs)
+		<-release
+		acked.Add(int64(len(msgs)))
+		outs := make([]worker.Outcome, len(msgs))
+		for i := range outs {
+			outs[i] = worker.Ack()
+		}
+		return outs
+	}})
+	for n := 0; n < 8; {
+		n += <-started
+	}
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned while batches were still running")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-stopped
+	if got := acked.Load(); got != 8 {
+		t.Errorf("finished %d in-flight messages, want 8", got)
+	}
+	if ap, np := e.pending(); ap != 0 || np != 0 {
+		t.Errorf("after stop: ack pending %d, pending %d; want all acked", ap, np)
+	}
+}
