@@ -250,8 +250,9 @@ func Metadata(ctx context.Context, m jetstream.Msg) (*jetstream.MsgMetadata, err
 // iterator closes; it reports whether any message came.
 func (w *Worker) consumeBatches(hctx context.Context, it jetstream.MessagesContext, sem chan struct{}, wg *sync.WaitGroup) bool {
 	// The iterator has no non-blocking Next: a goroutine feeds a channel the
-	// batches are taken from.
-	in := make(chan jetstream.Msg, w.cfg.Concurrency)
+	// batches are taken from. It holds one batch, so messages delivered but
+	// not yet handled stay few (their AckWait is running).
+	in := make(chan jetstream.Msg, w.cfg.MaxBatch)
 	go func() {
 		defer close(in)
 		for {
