@@ -360,18 +360,7 @@ func (w *Worker) processBatch(ctx context.Context, batch []jetstream.Msg) {
 	for i, m := range msgs {
 		w.metrics.handleSeconds.Observe(took)
 		meta := metas[i].meta
-		log := w.cfg.Logger.WithLazy(zap.String("subject", m.Subject()), zap.Uint64("stream_seq", meta.Sequence.Stream),
-			zap.Uint64("deliveries", meta.NumDelivered))
-		out := outs[i]
-		if out.Kind == KindRetry && int(meta.NumDelivered) >= w.cfg.MaxDeliver {
-			reason := out.Reason
-			if reason == "" {
-				reason = "max_deliveries"
-			}
-			out = Outcome{Kind: KindDeadLetter, Reason: reason, Headers: out.Headers,
-				Err: fmt.Errorf("deliveries exhausted (%d): %w", meta.NumDelivered, errOr(out.Err))}
-		}
-		w.carryOut(ctx, m, meta, out, log)
+		w.carryOut(ctx, m, meta, w.lastDelivery(outs[i], meta), w.msgLogger(m, meta))
 	}
 }
 
@@ -384,21 +373,7 @@ func (w *Worker) handleBatch(ctx context.Context, msgs []jetstream.Msg) (outs []
 		ctx, cancel = context.WithTimeout(ctx, w.cfg.HandleTimeout)
 		defer cancel()
 	}
-	every := w.cfg.AckWait / 3
-	var done atomic.Bool
-	var heartbeat *time.Timer
-	heartbeat = time.AfterFunc(every, func() {
-		if done.Load() {
-			return
-		}
-		for _, m := range msgs {
-			if err := m.InProgress(); err != nil {
-				w.cfg.Logger.Debug("in progress", zap.Error(err))
-			}
-		}
-		heartbeat.Reset(every)
-	})
-	defer func() { done.Store(true); heartbeat.Stop() }()
+	defer w.heartbeat(w.cfg.Logger, msgs...)()
 	retryAll := func(err error) []Outcome {
 		outs := make([]Outcome, len(msgs))
 		for i := range outs {
@@ -429,10 +404,7 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg) {
 		w.cfg.Logger.Error("message without metadata", zap.Error(err))
 		return
 	}
-	// Lazy: the fields are encoded only when something is logged, which is
-	// rare on the hot path.
-	log := w.cfg.Logger.WithLazy(zap.String("subject", m.Subject()), zap.Uint64("stream_seq", meta.Sequence.Stream),
-		zap.Uint64("deliveries", meta.NumDelivered))
+	log := w.msgLogger(m, meta)
 	if meta.NumDelivered > 1 {
 		w.metrics.redeliveries.Inc()
 	}
@@ -441,16 +413,50 @@ func (w *Worker) process(ctx context.Context, m jetstream.Msg) {
 
 	out := w.handle(context.WithValue(ctx, metadataKey{}, msgMetadata{m, meta}), m, log)
 	w.metrics.handleSeconds.Observe(time.Since(start).Seconds())
+	w.carryOut(ctx, m, meta, w.lastDelivery(out, meta), log)
+}
 
-	if out.Kind == KindRetry && int(meta.NumDelivered) >= w.cfg.MaxDeliver {
-		reason := out.Reason
-		if reason == "" {
-			reason = "max_deliveries"
-		}
-		out = Outcome{Kind: KindDeadLetter, Reason: reason, Headers: out.Headers,
-			Err: fmt.Errorf("deliveries exhausted (%d): %w", meta.NumDelivered, errOr(out.Err))}
+// msgLogger returns the logger of one message. Lazy: the fields are encoded
+// only when something is logged, which is rare on the hot path.
+func (w *Worker) msgLogger(m jetstream.Msg, meta *jetstream.MsgMetadata) *zap.Logger {
+	return w.cfg.Logger.WithLazy(zap.String("subject", m.Subject()), zap.Uint64("stream_seq", meta.Sequence.Stream),
+		zap.Uint64("deliveries", meta.NumDelivered))
+}
+
+// lastDelivery turns a Retry on the consumer's last delivery into a dead
+// letter: nothing is dropped when MaxDeliver runs out.
+func (w *Worker) lastDelivery(out Outcome, meta *jetstream.MsgMetadata) Outcome {
+	if out.Kind != KindRetry || int(meta.NumDelivered) < w.cfg.MaxDeliver {
+		return out
 	}
-	w.carryOut(ctx, m, meta, out, log)
+	reason := out.Reason
+	if reason == "" {
+		reason = "max_deliveries"
+	}
+	return Outcome{Kind: KindDeadLetter, Reason: reason, Headers: out.Headers,
+		Err: fmt.Errorf("deliveries exhausted (%d): %w", meta.NumDelivered, errOr(out.Err))}
+}
+
+// heartbeat sends InProgress for msgs every third of AckWait until the
+// returned stop is called, so JetStream does not redeliver them meanwhile.
+// A timer, not a goroutine per message: it fires only for the rare handler
+// that runs that long.
+func (w *Worker) heartbeat(log *zap.Logger, msgs ...jetstream.Msg) (stop func()) {
+	every := w.cfg.AckWait / 3
+	var done atomic.Bool
+	var t *time.Timer
+	t = time.AfterFunc(every, func() {
+		if done.Load() {
+			return
+		}
+		for _, m := range msgs {
+			if err := m.InProgress(); err != nil {
+				log.Debug("in progress", zap.Error(err))
+			}
+		}
+		t.Reset(every)
+	})
+	return func() { done.Store(true); t.Stop() }
 }
 
 func errOr(err error) error {
@@ -468,21 +474,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, log *zap.Logger) (
 		ctx, cancel = context.WithTimeout(ctx, w.cfg.HandleTimeout)
 		defer cancel()
 	}
-	// A timer, not a goroutine per message: it fires only for the rare
-	// handler that runs longer than a third of AckWait.
-	every := w.cfg.AckWait / 3
-	var done atomic.Bool
-	var heartbeat *time.Timer
-	heartbeat = time.AfterFunc(every, func() {
-		if done.Load() {
-			return
-		}
-		if err := m.InProgress(); err != nil {
-			log.Debug("in progress", zap.Error(err))
-		}
-		heartbeat.Reset(every)
-	})
-	defer func() { done.Store(true); heartbeat.Stop() }()
+	defer w.heartbeat(log, m)()
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("handler panic", zap.Any("panic", r), zap.Stack("stack"))
