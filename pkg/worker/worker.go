@@ -185,7 +185,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		w.watchOnce.Do(func() { w.startWatcher(ctx, cons, &wg) })
-		it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
+		// Idle heartbeats every 2s (the client's default is 5s): a pull the
+		// server no longer holds (lost in a reconnect, or under heavy load)
+		// is noticed after two missed heartbeats and asked again, so the
+		// consumer stalls for seconds, not tens of seconds.
+		it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency), jetstream.PullHeartbeat(2*time.Second))
 		if err != nil {
 			w.cfg.Logger.Warn("consume: open iterator", zap.Error(err))
 			continue
