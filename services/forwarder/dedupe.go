@@ -79,9 +79,8 @@ const dedupeSubjectPrefix = "$KV." + streams.BucketDedupe + "."
 // dedupeKeyOf returns the bucket key of an entry's subject ("" for any other
 // subject).
 func dedupeKeyOf(subject string) string {
-	key, _ := strings.CutPrefix(subject, dedupeSubjectPrefix)
-	if key == subject {
-		return ""
+	if key, ok := strings.CutPrefix(subject, dedupeSubjectPrefix); ok {
+		return key
 	}
-	return key
+	return ""
 }
