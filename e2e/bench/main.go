@@ -142,9 +142,51 @@ func (p *proc) stop() {
 	}
 }
 
-// cpuSeconds is the process's user+system CPU time so far.
-func (p *proc) cpuSeconds() float64 {
-	return cpuOf(p.cmd.Process.Pid)
+// harness names the bench's own process: NATS, the load generator and the
+// warehouse.
+const harness = "harness (NATS, load, warehouse)"
+
+// usage is what a process has spent so far: CPU seconds (user+system) and
+// read/write system calls.
+type usage struct{ cpu, sys float64 }
+
+func usageOf(pid int) usage { return usage{cpuOf(pid), syscallsOf(pid)} }
+
+// snapshot is the usage of the harness and of some processes, by name.
+type snapshot map[string]usage
+
+func takeSnapshot(procs ...*proc) snapshot {
+	s := snapshot{harness: usageOf(os.Getpid())}
+	for _, p := range procs {
+		s[p.name] = usageOf(p.cmd.Process.Pid)
+	}
+	return s
+}
+
+// since is what each process spent after before.
+func (s snapshot) since(before snapshot) snapshot {
+	d := snapshot{}
+	for name, u := range s {
+		d[name] = usage{u.cpu - before[name].cpu, u.sys - before[name].sys}
+	}
+	return d
+}
+
+// add accumulates d into s.
+func (s snapshot) add(d snapshot) {
+	for name, u := range d {
+		s[name] = usage{s[name].cpu + u.cpu, s[name].sys + u.sys}
+	}
+}
+
+// total is the usage of all processes together.
+func (s snapshot) total() usage {
+	var t usage
+	for _, u := range s {
+		t.cpu += u.cpu
+		t.sys += u.sys
+	}
+	return t
 }
 
 // syscallsOf is the process's read and write system calls so far
@@ -506,8 +548,7 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	// 3b. sustained: as fast as the pipeline takes them, until all arrived;
 	// in rounds, each after a round of the floor, so the ratio compares
 	// neighbours in time on a noisy machine.
-	cpuUsed, sysUsed := map[string]float64{}, map[string]float64{}
-	harness := "harness (NATS, load, warehouse)"
+	burstUse := snapshot{}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -520,27 +561,17 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	}
 	var floor2 loadResult
 	var susDur time.Duration
-	var floorCPU, floorSys float64 // harness + floor process during the floor rounds
-	var floorProcCPU float64       // the floor process alone
+	floorUse := snapshot{} // the harness and the floor process during the floor rounds
 	for r := 0; r < rounds; r++ {
-		fp0 := fl.cpuSeconds()
-		fcpu0 := cpuOf(os.Getpid()) + fp0
-		fsys0 := syscallsOf(os.Getpid()) + syscallsOf(fl.cmd.Process.Pid)
+		f0 := takeSnapshot(fl)
 		fr := load(ctx, "http://"+floorAddr, fixtures, requests/rounds, conc, 0)
 		if fr.st.OK != fr.st.Sent {
 			return fmt.Errorf("floor: %d of %d ok (%s)", fr.st.OK, fr.st.Sent, fr.st.FirstErr)
 		}
-		floorCPU += cpuOf(os.Getpid()) + fl.cpuSeconds() - fcpu0
-		floorProcCPU += fl.cpuSeconds() - fp0
-		floorSys += syscallsOf(os.Getpid()) + syscallsOf(fl.cmd.Process.Pid) - fsys0
+		floorUse.add(takeSnapshot(fl).since(f0))
 		floor2.merge(fr)
 		before = wh.count()
-		cpu0 := map[string]float64{harness: cpuOf(os.Getpid())}
-		sys0 := map[string]float64{harness: syscallsOf(os.Getpid())}
-		for _, p := range stages {
-			cpu0[p.name] = p.cpuSeconds()
-			sys0[p.name] = syscallsOf(p.cmd.Process.Pid)
-		}
+		s0 := takeSnapshot(stages...)
 		t0 := time.Now()
 		susRes := load(ctx, base, fixtures, requests/rounds, conc, 0)
 		if susRes.st.OK != susRes.st.Sent {
@@ -550,12 +581,7 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 			return err
 		}
 		susDur += time.Since(t0)
-		cpuUsed[harness] += cpuOf(os.Getpid()) - cpu0[harness]
-		sysUsed[harness] += syscallsOf(os.Getpid()) - sys0[harness]
-		for _, p := range stages {
-			cpuUsed[p.name] += p.cpuSeconds() - cpu0[p.name]
-			sysUsed[p.name] += syscallsOf(p.cmd.Process.Pid) - sys0[p.name]
-		}
+		burstUse.add(takeSnapshot(stages...).since(s0))
 	}
 	floor2.finish()
 	susTotal := rounds * (requests / rounds)
@@ -582,14 +608,7 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 		floor3.merge(fr)
 		n := int(r * stepDur.Seconds())
 		before := wh.count()
-		cpu0, sys0 := cpuOf(os.Getpid()), syscallsOf(os.Getpid())
-		h0 := cpu0
-		per0 := map[string]float64{}
-		for _, p := range stages {
-			per0[p.name] = p.cpuSeconds()
-			cpu0 += per0[p.name]
-			sys0 += syscallsOf(p.cmd.Process.Pid)
-		}
+		s0 := takeSnapshot(stages...)
 		var sent atomic.Int64
 		done := make(chan loadResult, 1)
 		go func() { done <- loadCounting(ctx, base, fixtures, n, conc, r, &sent) }()
@@ -601,17 +620,15 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 		if err := waitAll(before+n, 5*time.Minute); err != nil {
 			return pacedStep{}, err
 		}
-		cpu1, sys1 := cpuOf(os.Getpid()), syscallsOf(os.Getpid())
-		split := fmt.Sprintf("harness %.0f", (cpu1-h0)*1e6/float64(n))
+		used := takeSnapshot(stages...).since(s0)
+		split := fmt.Sprintf("harness %.0f", used[harness].cpu*1e6/float64(n))
 		for _, p := range stages {
-			c := p.cpuSeconds()
-			split += fmt.Sprintf(", %s %.0f", p.name, (c-per0[p.name])*1e6/float64(n))
-			cpu1 += c
-			sys1 += syscallsOf(p.cmd.Process.Pid)
+			split += fmt.Sprintf(", %s %.0f", p.name, used[p.name].cpu*1e6/float64(n))
 		}
+		t := used.total()
 		ps := pacedStep{rate: r, achieved: float64(res.st.Sent) / res.elapsed.Seconds(), ok: res.st.OK,
 			backlogMid: mid, backlogEnd: atEnd, behind: max(time.Unix(0, wh.last.Load()).Sub(end), 0),
-			cpuPerEvent: time.Duration((cpu1 - cpu0) / float64(n) * 1e9), cpuSplit: split, syscallsPerEvent: (sys1 - sys0) / float64(n)}
+			cpuPerEvent: time.Duration(t.cpu / float64(n) * 1e9), cpuSplit: split, syscallsPerEvent: t.sys / float64(n)}
 		switch {
 		case ps.ok != n:
 			ps.why = fmt.Sprintf("%d of %d answered 2xx", ps.ok, n)
@@ -687,16 +704,14 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 		row(fmt.Sprintf("peak RSS %s at %.0f/s", name, rate), fmt.Sprintf("%.1f MiB", rss[name]), "", "≤ 64 MiB", yes(rss[name] > 0 && rss[name] <= 64))
 	}
 	perEvent := func(sec float64) string { return fmt.Sprintf("%.0f µs", sec*1e6/float64(susTotal)) }
-	var pipeCPU, pipeSys float64
 	for _, name := range []string{"ingester", "transformer", "forwarder", harness} {
-		row("CPU per event, burst rounds: "+name, perEvent(cpuUsed[name])+fmt.Sprintf(", %.1f read/write syscalls", sysUsed[name]/float64(susTotal)), "", "", "")
-		pipeCPU += cpuUsed[name]
-		pipeSys += sysUsed[name]
+		row("CPU per event, burst rounds: "+name, perEvent(burstUse[name].cpu)+fmt.Sprintf(", %.1f read/write syscalls", burstUse[name].sys/float64(susTotal)), "", "", "")
 	}
-	row("CPU per request, floor rounds: floor process / harness (NATS, load)", perEvent(floorProcCPU)+" / "+perEvent(floorCPU-floorProcCPU), "", "", "")
+	pipe, floorAll := burstUse.total(), floorUse.total()
+	row("CPU per request, floor rounds: floor process / harness (NATS, load)", perEvent(floorUse[fl.name].cpu)+" / "+perEvent(floorUse[harness].cpu), "", "", "")
 	row("CPU per event, burst rounds: all processes / floor's CPU per request (floor process + harness)",
-		fmt.Sprintf("%s, %.1f syscalls / %s, %.1f syscalls", perEvent(pipeCPU), pipeSys/float64(susTotal), perEvent(floorCPU), floorSys/float64(susTotal)),
-		fmt.Sprintf("%.2f", floorCPU/pipeCPU), "", "")
+		fmt.Sprintf("%s, %.1f syscalls / %s, %.1f syscalls", perEvent(pipe.cpu), pipe.sys/float64(susTotal), perEvent(floorAll.cpu), floorAll.sys/float64(susTotal)),
+		fmt.Sprintf("%.2f", floorAll.cpu/pipe.cpu), "", "")
 	row("consumer lag at the end", strconv.FormatUint(lagAfter, 10), "", "0", yes(lagAfter == 0))
 	row("warehouse POSTs / unique events (all phases)", fmt.Sprintf("%d / %d", wh.posts.Load(), wh.count()), "", "", "")
 	fmt.Fprintf(&b, "\nThe end-to-end steps (offered rate, ratio to the floor, rate the ingester took, backlog at half time and at the end of the step, last arrival after the last send):\n\n")

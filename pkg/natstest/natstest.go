@@ -272,3 +272,30 @@ func freePort(tb testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// Drained reports (nil) when consumer has acked or terminated every message
+// of stream, for a consumer that sees every message of it. The ack floor is
+// the test: a consumer's pending counts can lag a message just stored, and a
+// message waiting for a delayed redelivery counts in neither.
+func Drained(ctx context.Context, js jetstream.JetStream, stream, consumer string) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	sinfo, err := s.Info(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.NumPending != 0 || info.NumAckPending != 0 || info.AckFloor.Stream < sinfo.State.LastSeq {
+		return fmt.Errorf("%s: pending %d, ack pending %d, ack floor %d of %d", consumer, info.NumPending, info.NumAckPending, info.AckFloor.Stream, sinfo.State.LastSeq)
+	}
+	return nil
+}

@@ -204,13 +204,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		for {
-			m, err := it.Next()
-			if err != nil {
-				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					break
-				}
-				w.cfg.Logger.Debug("consume: next", zap.Error(err))
-				continue
+			m, ok := w.next(it)
+			if !ok {
+				break
 			}
 			retry = 0
 			sem <- struct{}{}
@@ -250,6 +246,21 @@ func Metadata(ctx context.Context, m jetstream.Msg) (*jetstream.MsgMetadata, err
 	return m.Metadata()
 }
 
+// next returns the iterator's next message, or false once it is closed;
+// other errors (a missed heartbeat, a reconnect) the iterator recovers from.
+func (w *Worker) next(it jetstream.MessagesContext) (jetstream.Msg, bool) {
+	for {
+		m, err := it.Next()
+		if err == nil {
+			return m, true
+		}
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return nil, false
+		}
+		w.cfg.Logger.Debug("consume: next", zap.Error(err))
+	}
+}
+
 // consumeBatches hands the iterator's messages to the BatchHandler until the
 // iterator closes; it reports whether any message came.
 func (w *Worker) consumeBatches(hctx context.Context, it jetstream.MessagesContext, sem chan struct{}, wg *sync.WaitGroup) bool {
@@ -260,13 +271,9 @@ func (w *Worker) consumeBatches(hctx context.Context, it jetstream.MessagesConte
 	go func() {
 		defer close(in)
 		for {
-			m, err := it.Next()
-			if err != nil {
-				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					return
-				}
-				w.cfg.Logger.Debug("consume: next", zap.Error(err))
-				continue
+			m, ok := w.next(it)
+			if !ok {
+				return
 			}
 			in <- m
 		}

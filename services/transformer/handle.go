@@ -22,11 +22,6 @@ import (
 // ReasonPublish is the retry reason when an event publish is not acknowledged.
 const ReasonPublish = "publish_failed"
 
-// handle transforms one raw request (see handleBatch).
-func (s *Service) handle(ctx context.Context, m jetstream.Msg) worker.Outcome {
-	return s.handleBatch(ctx, []jetstream.Msg{m})[0]
-}
-
 // handleBatch transforms raw requests that arrived together. A request that
 // can never be transformed is dead-lettered; one whose events could not all
 // be stored is retried (the events already stored dedupe by Nats-Msg-Id on

@@ -148,32 +148,11 @@ func (e *env) eventKeys() []string {
 }
 
 // drained waits until the transformer consumer has acked (or terminated)
-// every message of TWILIO_RAW. The ack floor is the test: a consumer's
-// pending count can lag a message just stored, and a message waiting for a
-// delayed redelivery counts in neither pending number.
+// every message of TWILIO_RAW.
 func (e *env) drained(timeout time.Duration) {
 	e.t.Helper()
 	natstest.CheckFor(e.t, timeout, func() error {
-		s, err := e.js.Stream(e.ctx, streams.StreamRaw)
-		if err != nil {
-			return err
-		}
-		sinfo, err := s.Info(e.ctx)
-		if err != nil {
-			return err
-		}
-		c, err := e.js.Consumer(e.ctx, streams.StreamRaw, streams.ConsumerTransformer)
-		if err != nil {
-			return err
-		}
-		info, err := c.Info(e.ctx)
-		if err != nil {
-			return err
-		}
-		if info.NumPending != 0 || info.NumAckPending != 0 || info.AckFloor.Stream < sinfo.State.LastSeq {
-			return fmt.Errorf("pending %d, ack pending %d, ack floor %d of %d", info.NumPending, info.NumAckPending, info.AckFloor.Stream, sinfo.State.LastSeq)
-		}
-		return nil
+		return natstest.Drained(e.ctx, e.js, streams.StreamRaw, streams.ConsumerTransformer)
 	})
 }
 
