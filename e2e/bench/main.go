@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -72,7 +73,7 @@ func main() {
 	rate := flag.Float64("rate", 1000, "webhooks/s of the latency phase")
 	seconds := flag.Int("seconds", 10, "length of the latency phase")
 	out := flag.String("out", "bench/results.md", "where to write the table")
-	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of this process (NATS, load, warehouse) during the sustained phase to this file, and one of each stage (whole run) next to it, named <file>.<stage><ext>")
+	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of this process (NATS, load, warehouse) during the sustained phase to this file, and one of each stage and of the floor (whole run) next to it, named <file>.<stage><ext>")
 	procs = flag.Int("procs", 1, "GOMAXPROCS of the floor and of each stage (the manifests' CPU limit of 1 gives them 1)")
 	flag.Parse()
 	if err := run(*requests, *conc, *rate, *seconds, *out); err != nil {
@@ -81,10 +82,35 @@ func main() {
 	}
 }
 
+// profileOf names the CPU profile of one process next to -cpuprofile:
+// <file>.<name><ext>.
+func profileOf(name string) string {
+	ext := filepath.Ext(*cpuprofile)
+	return strings.TrimSuffix(*cpuprofile, ext) + "." + name + ext
+}
+
 // floor is the minimal ingester of this design: one synchronous JetStream
 // publish of the body, then 200. It runs as its own process, like the real
 // one.
 func floor(listen, natsURL string) error {
+	if path := os.Getenv("CPU_PROFILE"); path != "" {
+		// Written until SIGTERM (proc.stop), like the services' CPU_PROFILE.
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		go func() {
+			<-sig
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(0)
+		}()
+	}
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		return err
@@ -146,11 +172,11 @@ func (p *proc) stop() {
 // warehouse.
 const harness = "harness (NATS, load, warehouse)"
 
-// usage is what a process has spent so far: CPU seconds (user+system) and
-// read/write system calls.
-type usage struct{ cpu, sys float64 }
+// usage is what a process has spent so far: CPU seconds (user+system),
+// read/write system calls and context switches.
+type usage struct{ cpu, sys, cs float64 }
 
-func usageOf(pid int) usage { return usage{cpuOf(pid), syscallsOf(pid)} }
+func usageOf(pid int) usage { return usage{cpuOf(pid), syscallsOf(pid), switchesOf(pid)} }
 
 // snapshot is the usage of the harness and of some processes, by name.
 type snapshot map[string]usage
@@ -167,7 +193,7 @@ func takeSnapshot(procs ...*proc) snapshot {
 func (s snapshot) since(before snapshot) snapshot {
 	d := snapshot{}
 	for name, u := range s {
-		d[name] = usage{u.cpu - before[name].cpu, u.sys - before[name].sys}
+		d[name] = usage{u.cpu - before[name].cpu, u.sys - before[name].sys, u.cs - before[name].cs}
 	}
 	return d
 }
@@ -175,7 +201,7 @@ func (s snapshot) since(before snapshot) snapshot {
 // add accumulates d into s.
 func (s snapshot) add(d snapshot) {
 	for name, u := range d {
-		s[name] = usage{s[name].cpu + u.cpu, s[name].sys + u.sys}
+		s[name] = usage{s[name].cpu + u.cpu, s[name].sys + u.sys, s[name].cs + u.cs}
 	}
 }
 
@@ -185,6 +211,7 @@ func (s snapshot) total() usage {
 	for _, u := range s {
 		t.cpu += u.cpu
 		t.sys += u.sys
+		t.cs += u.cs
 	}
 	return t
 }
@@ -202,6 +229,30 @@ func syscallsOf(pid int) float64 {
 		if k, v, ok := strings.Cut(line, ": "); ok && (k == "syscr" || k == "syscw") {
 			x, _ := strconv.ParseFloat(v, 64)
 			n += x
+		}
+	}
+	return n
+}
+
+// switchesOf is the context switches (voluntary and not) of the process's
+// threads so far (/proc/<pid>/task/*/status): each is a stage put to sleep
+// or woken, which is what a message arriving alone costs.
+func switchesOf(pid int) float64 {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil {
+		return -1
+	}
+	var n float64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // a thread that just exited
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+				x, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				n += x
+			}
 		}
 	}
 	return n
@@ -430,13 +481,17 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	// 1 and 2. floor and ingest, interleaved in rounds so that a noisy
 	// neighbour hits both alike; both processes run, one is loaded at a time.
 	floorAddr, ingAddr := freeAddr(), freeAddr()
-	fl, err := startProc("floor", self, []string{"floor", floorAddr, natsURL}, map[string]string{"GOMAXPROCS": strconv.Itoa(*procs)}, tmp)
+	flEnv := map[string]string{"GOMAXPROCS": strconv.Itoa(*procs)}
+	if *cpuprofile != "" {
+		flEnv["CPU_PROFILE"] = profileOf("floor")
+	}
+	fl, err := startProc("floor", self, []string{"floor", floorAddr, natsURL}, flEnv, tmp)
 	if err != nil {
 		return err
 	}
 	ingEnv := env(ingAddr)
 	if *cpuprofile != "" {
-		ingEnv["CPU_PROFILE"] = strings.TrimSuffix(*cpuprofile, filepath.Ext(*cpuprofile)) + ".ingest-phase" + filepath.Ext(*cpuprofile)
+		ingEnv["CPU_PROFILE"] = profileOf("ingest-phase")
 	}
 	ing, err := startProc("ingester", filepath.Join(binDir, "ingester"), nil, ingEnv, tmp)
 	if err != nil {
@@ -481,7 +536,7 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 		e := env(listen)
 		if *cpuprofile != "" {
 			// Each stage profiles itself from start to its clean exit.
-			e["CPU_PROFILE"] = strings.TrimSuffix(*cpuprofile, filepath.Ext(*cpuprofile)) + "." + name + filepath.Ext(*cpuprofile)
+			e["CPU_PROFILE"] = profileOf(name)
 		}
 		return e
 	}
@@ -596,8 +651,9 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	// warehouse had every event within holdWithin of the last send (a
 	// pipeline short by 5% of the rate would be 5% × stepDur = 200 ms behind
 	// at the end, and growing). Rates rise by 10% from 0.2 × floor until a
-	// step does not hold; one step between the last held and the first
-	// failed rate refines the answer to 5%.
+	// step does not hold (or fall by 10% until one holds, when the first
+	// does not); one step between the held and the failed rate refines the
+	// answer to 5%.
 	const stepDur, holdWithin = 4 * time.Second, 250 * time.Millisecond
 	var floor3 loadResult
 	step := func(r float64) (pacedStep, error) {
@@ -628,7 +684,7 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 		t := used.total()
 		ps := pacedStep{rate: r, achieved: float64(res.st.Sent) / res.elapsed.Seconds(), ok: res.st.OK,
 			backlogMid: mid, backlogEnd: atEnd, behind: max(time.Unix(0, wh.last.Load()).Sub(end), 0),
-			cpuPerEvent: time.Duration(t.cpu / float64(n) * 1e9), cpuSplit: split, syscallsPerEvent: t.sys / float64(n)}
+			cpuPerEvent: time.Duration(t.cpu / float64(n) * 1e9), cpuSplit: split, syscallsPerEvent: t.sys / float64(n), switchesPerEvent: t.cs / float64(n)}
 		switch {
 		case ps.ok != n:
 			ps.why = fmt.Sprintf("%d of %d answered 2xx", ps.ok, n)
@@ -643,17 +699,30 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	}
 	var held, failed pacedStep
 	var steps []pacedStep
-	for r := 0.2 * floor2.st.PerSecond; len(steps) < 16; r *= 1.1 {
+	// up: the first step held, so search upwards; else downwards.
+	up := true
+	for r := 0.2 * floor2.st.PerSecond; len(steps) < 16 && r >= 0.02*floor2.st.PerSecond; {
 		ps, err := step(r)
 		if err != nil {
 			return err
 		}
 		steps = append(steps, ps)
-		if !ps.held {
+		if len(steps) == 1 {
+			up = ps.held
+		}
+		if ps.held {
+			held = ps
+		} else {
 			failed = ps
+		}
+		if up != ps.held {
 			break
 		}
-		held = ps
+		if up {
+			r *= 1.1
+		} else {
+			r /= 1.1
+		}
 	}
 	if held.held && failed.rate > 0 {
 		ps, err := step(math.Sqrt(held.rate * failed.rate))
@@ -705,12 +774,14 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	}
 	perEvent := func(sec float64) string { return fmt.Sprintf("%.0f µs", sec*1e6/float64(susTotal)) }
 	for _, name := range []string{"ingester", "transformer", "forwarder", harness} {
-		row("CPU per event, burst rounds: "+name, perEvent(burstUse[name].cpu)+fmt.Sprintf(", %.1f read/write syscalls", burstUse[name].sys/float64(susTotal)), "", "", "")
+		u := burstUse[name]
+		row("CPU per event, burst rounds: "+name, perEvent(u.cpu)+fmt.Sprintf(", %.1f read/write syscalls, %.1f context switches", u.sys/float64(susTotal), u.cs/float64(susTotal)), "", "", "")
 	}
 	pipe, floorAll := burstUse.total(), floorUse.total()
 	row("CPU per request, floor rounds: floor process / harness (NATS, load)", perEvent(floorUse[fl.name].cpu)+" / "+perEvent(floorUse[harness].cpu), "", "", "")
 	row("CPU per event, burst rounds: all processes / floor's CPU per request (floor process + harness)",
-		fmt.Sprintf("%s, %.1f syscalls / %s, %.1f syscalls", perEvent(pipe.cpu), pipe.sys/float64(susTotal), perEvent(floorAll.cpu), floorAll.sys/float64(susTotal)),
+		fmt.Sprintf("%s, %.1f syscalls, %.1f context switches / %s, %.1f syscalls, %.1f context switches", perEvent(pipe.cpu), pipe.sys/float64(susTotal), pipe.cs/float64(susTotal),
+			perEvent(floorAll.cpu), floorAll.sys/float64(susTotal), floorAll.cs/float64(susTotal)),
 		fmt.Sprintf("%.2f", floorAll.cpu/pipe.cpu), "", "")
 	row("consumer lag at the end", strconv.FormatUint(lagAfter, 10), "", "0", yes(lagAfter == 0))
 	row("warehouse POSTs / unique events (all phases)", fmt.Sprintf("%d / %d", wh.posts.Load(), wh.count()), "", "", "")
@@ -720,7 +791,7 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 		if !ps.held {
 			verdict = "did not hold: " + ps.why
 		}
-		fmt.Fprintf(&b, "- %.0f/s (%.2f): took %.0f/s, backlog %d / %d, last arrival +%s, CPU %s (µs: %s) and %.1f syscalls per event — %s\n", ps.rate, ps.rate/floor3.st.PerSecond, ps.achieved, ps.backlogMid, ps.backlogEnd, ps.behind.Round(time.Millisecond), ps.cpuPerEvent.Round(time.Microsecond), ps.cpuSplit, ps.syscallsPerEvent, verdict)
+		fmt.Fprintf(&b, "- %.0f/s (%.2f): took %.0f/s, backlog %d / %d, last arrival +%s, CPU %s (µs: %s), %.1f syscalls and %.1f context switches per event — %s\n", ps.rate, ps.rate/floor3.st.PerSecond, ps.achieved, ps.backlogMid, ps.backlogEnd, ps.behind.Round(time.Millisecond), ps.cpuPerEvent.Round(time.Microsecond), ps.cpuSplit, ps.syscallsPerEvent, ps.switchesPerEvent, verdict)
 	}
 	ratios := fmt.Sprintf("ingest_vs_floor=%.2f e2e_vs_floor=%.2f", ingRPS/floorRPS, sustained/floor3.st.PerSecond)
 	fmt.Fprintf(&b, "\n%s\n", ratios)
@@ -749,6 +820,7 @@ type pacedStep struct {
 	cpuPerEvent            time.Duration // all processes
 	cpuSplit               string        // per process, µs per event
 	syscallsPerEvent       float64
+	switchesPerEvent       float64
 	held                   bool
 	why                    string
 }
