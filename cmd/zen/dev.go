@@ -150,17 +150,17 @@ func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	icfg.Conn, icfg.Listener, icfg.NATSURL = conns["ingester"], httpLn, natsURL
+	icfg.Conn, icfg.Listener, icfg.NATS.URL = conns["ingester"], httpLn, natsURL
 	tcfg, err := transformer.ConfigFromEnv(lookup)
 	if err != nil {
 		return err
 	}
-	tcfg.Conn, tcfg.ListenAddr, tcfg.NATSURL = conns["transformer"], f.transformerOps, natsURL
+	tcfg.Conn, tcfg.ListenAddr, tcfg.NATS.URL = conns["transformer"], f.transformerOps, natsURL
 	fcfg, err := forwarder.ConfigFromEnv(lookup)
 	if err != nil {
 		return err
 	}
-	fcfg.Conn, fcfg.ListenAddr, fcfg.NATSURL, fcfg.Version = conns["forwarder"], f.forwarderOps, natsURL, version
+	fcfg.Conn, fcfg.ListenAddr, fcfg.NATS.URL, fcfg.Version = conns["forwarder"], f.forwarderOps, natsURL, version
 
 	// Streams and consumers exist before any stage starts (a second run
 	// finds them, with their messages, in <dir>/nats).

@@ -224,14 +224,7 @@ func syscallsOf(pid int) float64 {
 	if err != nil {
 		return -1
 	}
-	var n float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ": "); ok && (k == "syscr" || k == "syscw") {
-			x, _ := strconv.ParseFloat(v, 64)
-			n += x
-		}
-	}
-	return n
+	return sumFields(b, "syscr", "syscw")
 }
 
 // switchesOf is the context switches (voluntary and not) of the process's
@@ -248,9 +241,19 @@ func switchesOf(pid int) float64 {
 		if err != nil {
 			continue // a thread that just exited
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
-				x, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		n += sumFields(b, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
+	}
+	return n
+}
+
+// sumFields sums the values of keys in a /proc file of "key: value [unit]"
+// lines.
+func sumFields(b []byte, keys ...string) float64 {
+	var n float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && slices.Contains(keys, k) {
+			if f := strings.Fields(v); len(f) > 0 {
+				x, _ := strconv.ParseFloat(f[0], 64)
 				n += x
 			}
 		}

@@ -13,10 +13,37 @@ import (
 	"github.com/zen-twilio/zen/pkg/envconf"
 )
 
-// Options are the connection options of service name: reconnect forever,
-// retry the first connect, and NATS_CREDS or NATS_USER/NATS_PASSWORD when
-// set.
-func Options(name, creds, user string, password envconf.Secret) []nats.Option {
+// Settings are how a service reaches NATS: NATS_URL, and NATS_CREDS or
+// NATS_USER/NATS_PASSWORD when set.
+type Settings struct {
+	URL      string
+	Creds    string
+	User     string
+	Password envconf.Secret
+}
+
+// SettingsFromEnv reads the four variables; url is NATS_URL's default.
+func SettingsFromEnv(r *envconf.Reader, url string) Settings {
+	return Settings{
+		URL:      r.String("NATS_URL", url),
+		Creds:    r.String("NATS_CREDS", ""),
+		User:     r.String("NATS_USER", ""),
+		Password: r.Secret("NATS_PASSWORD"),
+	}
+}
+
+// Connect connects service name to s.URL with options.
+func (s Settings) Connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(s.URL, options(name, s.Creds, s.User, s.Password)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", s.URL, err)
+	}
+	return nc, nil
+}
+
+// options are the connection options of service name: reconnect forever,
+// retry the first connect, and the credentials when set.
+func options(name, creds, user string, password envconf.Secret) []nats.Option {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/streams"
 	"github.com/zen-twilio/zen/pkg/worker"
 )
@@ -37,10 +38,7 @@ type Config struct {
 	// Version goes into the User-Agent.
 	Version string
 
-	NATSURL      string
-	NATSCreds    string
-	NATSUser     string
-	NATSPassword envconf.Secret
+	NATS         natsconn.Settings
 	StreamsApply bool
 	Streams      streams.Config
 	LogLevel     string
@@ -67,7 +65,7 @@ func DefaultConfig() Config {
 		MaxRetryAfter: 5 * time.Minute,
 		ShutdownGrace: 20 * time.Second,
 		Version:       "dev",
-		NATSURL:       nats.DefaultURL,
+		NATS:          natsconn.Settings{URL: nats.DefaultURL},
 		StreamsApply:  true,
 		Streams:       streams.DefaultConfig(),
 		LogLevel:      "info",
@@ -86,10 +84,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.HTTPTimeout = r.Duration("FORWARDER_HTTP_TIMEOUT", c.HTTPTimeout)
 	c.MaxRetryAfter = r.Duration("FORWARDER_MAX_RETRY_AFTER", c.MaxRetryAfter)
 	c.ShutdownGrace = r.Duration("SHUTDOWN_GRACE", c.ShutdownGrace)
-	c.NATSURL = r.String("NATS_URL", c.NATSURL)
-	c.NATSCreds = r.String("NATS_CREDS", "")
-	c.NATSUser = r.String("NATS_USER", "")
-	c.NATSPassword = r.Secret("NATS_PASSWORD")
+	c.NATS = natsconn.SettingsFromEnv(r, c.NATS.URL)
 	c.StreamsApply = r.Bool("STREAMS_APPLY", c.StreamsApply)
 	c.Streams = streams.ConfigFromEnv(r)
 	c.LogLevel = r.String("LOG_LEVEL", c.LogLevel)
@@ -137,7 +132,7 @@ func (c Config) Validate() error {
 	if c.Consumer.MaxAckPending < c.Concurrency {
 		fail("FORWARDER_MAX_ACK_PENDING", "must be >= FORWARDER_CONCURRENCY (%d), got %d", c.Concurrency, c.Consumer.MaxAckPending)
 	}
-	if c.Conn == nil && c.NATSURL == "" {
+	if c.Conn == nil && c.NATS.URL == "" {
 		fail("NATS_URL", "is required")
 	}
 	return errors.Join(errs...)

@@ -78,9 +78,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
 	} else {
-		nc, err := nats.Connect(cfg.NATSURL, natsconn.Options("zen-forwarder", cfg.NATSCreds, cfg.NATSUser, cfg.NATSPassword)...)
+		nc, err := cfg.NATS.Connect("zen-forwarder")
 		if err != nil {
-			return nil, fmt.Errorf("connect %s: %w", cfg.NATSURL, err)
+			return nil, err
 		}
 		s.nc, s.ownsConn = nc, true
 	}

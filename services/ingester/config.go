@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/streams"
 )
 
@@ -48,17 +49,14 @@ type Config struct {
 	// (TwiML for incoming messages and calls) and the known events.
 	PackageDir string
 
-	NATSURL      string
-	NATSCreds    string
-	NATSUser     string
-	NATSPassword envconf.Secret
+	NATS natsconn.Settings
 	// StreamsApply creates or updates the streams at start-up; false in
 	// locked-down clusters where a Job applies them (then only checked).
 	StreamsApply bool
 	Streams      streams.Config
 	LogLevel     string
 
-	// Conn, when set, is used instead of connecting to NATSURL (zen dev,
+	// Conn, when set, is used instead of connecting to NATS.URL (zen dev,
 	// tests); the caller keeps ownership.
 	Conn *nats.Conn
 	// Listener, when set, is served instead of listening on ListenAddr.
@@ -78,7 +76,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:     20 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		NATSURL:           nats.DefaultURL,
+		NATS:              natsconn.Settings{URL: nats.DefaultURL},
 		StreamsApply:      true,
 		Streams:           streams.DefaultConfig(),
 		LogLevel:          "info",
@@ -101,10 +99,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.ReadHeaderTimeout = r.Duration("READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
 	c.ReadTimeout = r.Duration("READ_TIMEOUT", c.ReadTimeout)
 	c.PackageDir = r.String("PACKAGE_DIR", "")
-	c.NATSURL = r.String("NATS_URL", c.NATSURL)
-	c.NATSCreds = r.String("NATS_CREDS", "")
-	c.NATSUser = r.String("NATS_USER", "")
-	c.NATSPassword = r.Secret("NATS_PASSWORD")
+	c.NATS = natsconn.SettingsFromEnv(r, c.NATS.URL)
 	c.StreamsApply = r.Bool("STREAMS_APPLY", c.StreamsApply)
 	c.Streams = streams.ConfigFromEnv(r)
 	c.LogLevel = r.String("LOG_LEVEL", c.LogLevel)
@@ -158,7 +153,7 @@ func (c Config) Validate() error {
 	if c.ShutdownGrace <= 0 {
 		fail("SHUTDOWN_GRACE", "must be > 0, got %s", c.ShutdownGrace)
 	}
-	if c.Conn == nil && c.NATSURL == "" {
+	if c.Conn == nil && c.NATS.URL == "" {
 		fail("NATS_URL", "is required")
 	}
 	return errors.Join(errs...)

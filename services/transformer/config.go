@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/streams"
 	"github.com/zen-twilio/zen/pkg/worker"
 )
@@ -38,10 +39,7 @@ type Config struct {
 	// ShutdownGrace bounds the wait for in-flight messages on shutdown.
 	ShutdownGrace time.Duration
 
-	NATSURL      string
-	NATSCreds    string
-	NATSUser     string
-	NATSPassword envconf.Secret
+	NATS         natsconn.Settings
 	StreamsApply bool
 	Streams      streams.Config
 	LogLevel     string
@@ -65,7 +63,7 @@ func DefaultConfig() Config {
 		Retry:          worker.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2},
 		PublishTimeout: 5 * time.Second,
 		ShutdownGrace:  20 * time.Second,
-		NATSURL:        nats.DefaultURL,
+		NATS:           natsconn.Settings{URL: nats.DefaultURL},
 		StreamsApply:   true,
 		Streams:        streams.DefaultConfig(),
 		LogLevel:       "info",
@@ -84,10 +82,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.Retry.Max = r.Duration("TRANSFORMER_RETRY_MAX", c.Retry.Max)
 	c.PublishTimeout = r.Duration("PUBLISH_TIMEOUT", c.PublishTimeout)
 	c.ShutdownGrace = r.Duration("SHUTDOWN_GRACE", c.ShutdownGrace)
-	c.NATSURL = r.String("NATS_URL", c.NATSURL)
-	c.NATSCreds = r.String("NATS_CREDS", "")
-	c.NATSUser = r.String("NATS_USER", "")
-	c.NATSPassword = r.Secret("NATS_PASSWORD")
+	c.NATS = natsconn.SettingsFromEnv(r, c.NATS.URL)
 	c.StreamsApply = r.Bool("STREAMS_APPLY", c.StreamsApply)
 	c.Streams = streams.ConfigFromEnv(r)
 	c.LogLevel = r.String("LOG_LEVEL", c.LogLevel)
@@ -138,7 +133,7 @@ func (c Config) Validate() error {
 	if c.PublishTimeout <= 0 || c.PublishTimeout >= c.Consumer.AckWait {
 		fail("PUBLISH_TIMEOUT", "must be > 0 and < TRANSFORMER_ACK_WAIT (%s), got %s", c.Consumer.AckWait, c.PublishTimeout)
 	}
-	if c.Conn == nil && c.NATSURL == "" {
+	if c.Conn == nil && c.NATS.URL == "" {
 		fail("NATS_URL", "is required")
 	}
 	return errors.Join(errs...)
