@@ -515,16 +515,23 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	// pairRatios: ingest/floor of each round pair, to show the spread
 	// within the run next to the ratio of the totals.
 	var pairRatios []float64
+	// What the floor process, the ingester and the harness spent in these
+	// rounds: where the ingest/floor gap is spent.
+	floorRoundUse, ingRoundUse := snapshot{}, snapshot{}
 	for r := 0; r < rounds; r++ {
 		var pair [2]float64
 		for i, x := range []struct {
 			base string
 			acc  *loadResult
-		}{{"http://" + floorAddr, &floorRes}, {"http://" + ingAddr, &ingRes}} {
+			p    *proc
+			use  snapshot
+		}{{"http://" + floorAddr, &floorRes, fl, floorRoundUse}, {"http://" + ingAddr, &ingRes, ing, ingRoundUse}} {
+			u0 := takeSnapshot(x.p)
 			res := load(ctx, x.base, fixtures, requests/rounds, conc, 0)
 			if res.st.OK != res.st.Sent {
 				return fmt.Errorf("%s: %d of %d ok (%s)", x.base, res.st.OK, res.st.Sent, res.st.FirstErr)
 			}
+			x.use.add(takeSnapshot(x.p).since(u0))
 			x.acc.merge(res)
 			pair[i] = res.st.PerSecond
 		}
@@ -772,6 +779,12 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	row(fmt.Sprintf("ingest/floor of each of the %d round pairs: median, lowest–highest", len(pairRatios)),
 		fmt.Sprintf("%.3f, %.3f–%.3f", pairRatios[len(pairRatios)/2], pairRatios[0], pairRatios[len(pairRatios)-1]), "", "", "")
 	row("ingest: p50 / p99", ms(ingRes.st.P50)+" / "+ms(ingRes.st.P99), fmt.Sprintf("p99 %.3f", float64(ingRes.st.P99)/float64(floorRes.st.P99)), "p99 ≤ 1.50", yes(float64(ingRes.st.P99) <= 1.5*float64(floorRes.st.P99)))
+	perReq := func(u snapshot, name string) string {
+		n := float64(rounds * (requests / rounds))
+		return fmt.Sprintf("%.0f µs / %.0f µs, %.1f / %.1f context switches", u[name].cpu*1e6/n, u[harness].cpu*1e6/n, u[name].cs/n, u[harness].cs/n)
+	}
+	row("CPU per request, floor / ingest rounds above: floor process / harness", perReq(floorRoundUse, fl.name), "", "", "")
+	row("CPU per request, floor / ingest rounds above: ingester / harness", perReq(ingRoundUse, "ingester"), "", "", "")
 	row("floor, measured between the end-to-end steps: requests/s", fmt.Sprintf("%.0f", floor3.st.PerSecond), "1.00", "", "")
 	row(fmt.Sprintf("end-to-end: sustained events/s, lag not growing (paced %s steps)", stepDur), fmt.Sprintf("%.0f", sustained), fmt.Sprintf("%.3f", sustained/floor3.st.PerSecond), "≥ 0.30", yes(sustained >= 0.3*floor3.st.PerSecond))
 	if failed.rate > 0 {

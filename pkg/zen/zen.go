@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Header names carried by raw messages on TWILIO_RAW (the request's evidence).
@@ -93,26 +95,79 @@ func (p Payload) Get(name string) (any, bool) {
 
 // MarshalJSON implements [json.Marshaler], keeping field order.
 func (p Payload) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	return p.appendJSON(nil)
+}
+
+// AppendJSON appends the event's JSON to b: the bytes json.Marshal(e)
+// produces (FuzzAppendJSON checks it against encoding/json), without
+// reflection, and without encoding/json re-scanning the payload's output.
+// The transformer encodes every event with it.
+func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"destination":`...)
+	b = appendString(b, e.Destination)
+	b = append(b, `,"event_type":`...)
+	b = appendString(b, e.EventType)
+	b = append(b, `,"timestamp":`...)
+	b = appendString(b, e.Timestamp)
+	b = append(b, `,"payload":`...)
+	b, err := e.Payload.appendJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
+func (p Payload) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, '{')
 	for i, f := range p {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		k, err := json.Marshal(f.Name)
-		if err != nil {
-			return nil, err
-		}
-		v, err := json.Marshal(f.Value)
-		if err != nil {
+		b = appendString(b, f.Name)
+		b = append(b, ':')
+		var err error
+		if b, err = appendValue(b, f.Value); err != nil {
 			return nil, fmt.Errorf("payload field %q: %w", f.Name, err)
 		}
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
+}
+
+// appendValue encodes the values the rules produce (strings, integers,
+// booleans) directly; anything else (a list) as encoding/json does.
+func appendValue(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		return appendString(b, x), nil
+	case int64:
+		return strconv.AppendInt(b, x, 10), nil
+	case int:
+		return strconv.AppendInt(b, int64(x), 10), nil
+	case bool:
+		return strconv.AppendBool(b, x), nil
+	case nil:
+		return append(b, "null"...), nil
+	}
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, enc...), nil
+}
+
+// appendString appends s as a JSON string. A string of printable ASCII that
+// encoding/json leaves as is (no quote, backslash, <, > or &) is copied;
+// any other goes through encoding/json, so escaping is always its own.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // UnmarshalJSON implements [json.Unmarshaler], keeping the document's order.

@@ -2,7 +2,6 @@ package transformer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -130,7 +129,7 @@ func (s *Service) prepare(ctx context.Context, m jetstream.Msg) (prepared, worke
 
 	p := prepared{rawSeq: meta.Sequence.Stream, event: event, events: make([]*nats.Msg, len(results))}
 	for i, r := range results {
-		body, err := json.Marshal(r.Event)
+		body, err := r.Event.AppendJSON(make([]byte, 0, 512))
 		if err != nil {
 			return prepared{}, worker.DeadLetter(transform.ReasonInternal, fmt.Errorf("encode event: %w", err)), false
 		}
