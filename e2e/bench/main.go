@@ -73,7 +73,7 @@ func main() {
 	rate := flag.Float64("rate", 1000, "webhooks/s of the latency phase")
 	seconds := flag.Int("seconds", 10, "length of the latency phase")
 	out := flag.String("out", "bench/results.md", "where to write the table")
-	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of this process (NATS, load, warehouse) during the sustained phase to this file, and one of each stage and of the floor (whole run) next to it, named <file>.<stage><ext>")
+	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of this process (NATS, load, warehouse) during the burst rounds to this file (its samples labelled part=nats|load|warehouse: go tool pprof -tags), and one of each stage and of the floor (whole run) next to it, named <file>.<stage><ext>")
 	procs = flag.Int("procs", 1, "GOMAXPROCS of the floor and of each stage (the manifests' CPU limit of 1 gives them 1)")
 	flag.Parse()
 	if err := run(*requests, *conc, *rate, *seconds, *out); err != nil {
@@ -382,17 +382,20 @@ func loadCounting(ctx context.Context, base string, fixtures []*fixture.Fixture,
 	var mu sync.Mutex
 	sentAt := make(map[string]time.Time, n)
 	client := sender.Client(conc, 30*time.Second)
-	st := sender.Run(ctx, client, sender.Load{Count: n, Concurrency: conc, Rate: rate, OnSend: func(i int, r *sender.Request) {
-		// The request is signed for the public URL and sent to base.
-		r.URL = base + strings.TrimPrefix(r.URL, publicBase)
-		mu.Lock()
-		sentAt[r.Key] = time.Now()
-		mu.Unlock()
-		if sent != nil {
-			sent.Add(1)
-		}
-	}}, func(i int) (*sender.Request, error) {
-		return sender.Build(fixtures[i%len(fixtures)], publicBase+"/webhooks/twilio", authToken, "", nonce, i+1)
+	var st sender.Stats
+	pprof.Do(ctx, pprof.Labels("part", "load"), func(ctx context.Context) {
+		st = sender.Run(ctx, client, sender.Load{Count: n, Concurrency: conc, Rate: rate, OnSend: func(i int, r *sender.Request) {
+			// The request is signed for the public URL and sent to base.
+			r.URL = base + strings.TrimPrefix(r.URL, publicBase)
+			mu.Lock()
+			sentAt[r.Key] = time.Now()
+			mu.Unlock()
+			if sent != nil {
+				sent.Add(1)
+			}
+		}}, func(i int) (*sender.Request, error) {
+			return sender.Build(fixtures[i%len(fixtures)], publicBase+"/webhooks/twilio", authToken, "", nonce, i+1)
+		})
 	})
 	return loadResult{st: st, sentAt: sentAt, elapsed: st.Duration}
 }
@@ -421,8 +424,13 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	defer os.RemoveAll(tmp)
 	ctx := context.Background()
 
-	// NATS with the settings of `make run` (embedded, file store).
+	// NATS with the settings of `make run` (embedded, file store). Its
+	// goroutines, and the load generator's and the warehouse's, carry the
+	// profiler label part=nats|load|warehouse, so the harness profile of
+	// -cpuprofile splits by part (go tool pprof -tags).
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("part", "nats")))
 	ns, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: filepath.Join(tmp, "nats"), ServerName: "zen-bench"})
+	pprof.SetGoroutineLabels(ctx)
 	if err != nil {
 		return err
 	}
@@ -468,7 +476,7 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	whAddr := freeAddr()
 	wh := &warehouse{received: map[string]time.Time{}}
 	whSrv := &http.Server{Addr: whAddr, Handler: wh}
-	go func() { _ = whSrv.ListenAndServe() }()
+	go pprof.Do(ctx, pprof.Labels("part", "warehouse"), func(context.Context) { _ = whSrv.ListenAndServe() })
 	defer whSrv.Close()
 	env := func(listen string) map[string]string {
 		return map[string]string{
