@@ -787,12 +787,12 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	row(fmt.Sprintf("ingest/floor of each of the %d round pairs: median, lowest–highest", len(pairRatios)),
 		fmt.Sprintf("%.3f, %.3f–%.3f", pairRatios[len(pairRatios)/2], pairRatios[0], pairRatios[len(pairRatios)-1]), "", "", "")
 	row("ingest: p50 / p99", ms(ingRes.st.P50)+" / "+ms(ingRes.st.P99), fmt.Sprintf("p99 %.3f", float64(ingRes.st.P99)/float64(floorRes.st.P99)), "p99 ≤ 1.50", yes(float64(ingRes.st.P99) <= 1.5*float64(floorRes.st.P99)))
-	perReq := func(u snapshot, name string) string {
-		n := float64(rounds * (requests / rounds))
+	perReq := func(u snapshot, name string, sent int) string {
+		n := float64(sent)
 		return fmt.Sprintf("%.0f µs / %.0f µs, %.1f / %.1f context switches", u[name].cpu*1e6/n, u[harness].cpu*1e6/n, u[name].cs/n, u[harness].cs/n)
 	}
-	row("CPU per request, floor / ingest rounds above: floor process / harness", perReq(floorRoundUse, fl.name), "", "", "")
-	row("CPU per request, floor / ingest rounds above: ingester / harness", perReq(ingRoundUse, "ingester"), "", "", "")
+	row("CPU per request, floor / ingest rounds above: floor process / harness", perReq(floorRoundUse, fl.name, floorRes.st.Sent), "", "", "")
+	row("CPU per request, floor / ingest rounds above: ingester / harness", perReq(ingRoundUse, "ingester", ingRes.st.Sent), "", "", "")
 	row("floor, measured between the end-to-end steps: requests/s", fmt.Sprintf("%.0f", floor3.st.PerSecond), "1.00", "", "")
 	row(fmt.Sprintf("end-to-end: sustained events/s, lag not growing (paced %s steps)", stepDur), fmt.Sprintf("%.0f", sustained), fmt.Sprintf("%.3f", sustained/floor3.st.PerSecond), "≥ 0.30", yes(sustained >= 0.3*floor3.st.PerSecond))
 	if failed.rate > 0 {
