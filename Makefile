@@ -88,6 +88,7 @@ fuzz:
 	$(GO) test ./pkg/transform -run '^$$' -fuzz FuzzTransform -fuzztime $(FUZZTIME)
 	$(GO) test ./services/ingester -run '^$$' -fuzz FuzzResolve -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/zen -run '^$$' -fuzz FuzzAppendJSON -fuzztime $(FUZZTIME)
+	$(GO) test ./services/ingester -run '^$$' -fuzz FuzzIsPubAck -fuzztime $(FUZZTIME)
 .PHONY: fuzz
 
 ## run: the whole pipeline locally on an embedded NATS server (data in .zen/)

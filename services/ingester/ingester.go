@@ -29,13 +29,6 @@ import (
 	"github.com/zen-twilio/zen/pkg/twiliosig"
 )
 
-// publisher is the one JetStream call the request path makes.
-type publisher interface {
-	PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
-}
-
-var _ publisher = (jetstream.JetStream)(nil)
-
 // Service is a running ingester. Create with New, then Run once.
 type Service struct {
 	cfg       Config
@@ -120,7 +113,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	s.js = js
 
 	s.ops = httpserve.NewOps(s.ready)
-	s.metrics = newMetrics(s.ops.Registry, func() float64 { return float64(len(s.inflight)) })
+	s.metrics = newMetrics(s.ops.Registry, func() float64 { return float64(len(s.inflight)) }, s.known)
 	mux := http.NewServeMux()
 	s.ops.Register(mux)
 	wh := s.webhookHandler()

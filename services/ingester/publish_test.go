@@ -1,0 +1,281 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"net/textproto"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zen-twilio/zen/pkg/natstest"
+	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/zen"
+)
+
+// replyWith answers every request on subject with the next of replies,
+// through a real NATS server: a stand-in for a stream whose acks the test
+// chooses, so the library's own decoding is the oracle.
+type replyWith struct {
+	srv   *natstest.Server
+	nc    *nats.Conn
+	reply chan []byte
+}
+
+func newReplyWith(tb testing.TB, subject string) (*replyWith, *Service) {
+	srv := natstest.Run(tb)
+	r := &replyWith{srv: srv, nc: srv.Conn(tb), reply: make(chan []byte, 1)}
+	sub, err := r.nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond(<-r.reply) })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := r.nc.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	nc := srv.Conn(tb)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r, &Service{nc: nc, js: js, cfg: Config{PublishTimeout: 5 * time.Second}}
+}
+
+// both publishes with the service's publish and with jetstream.PublishMsg,
+// the stand-in answering each with ack, and returns the two errors.
+func (r *replyWith) both(tb testing.TB, s *Service, subject string, ack []byte) (ours, lib error) {
+	m := &nats.Msg{Subject: subject, Data: []byte("body"), Header: nats.Header{"Nats-Msg-Id": {"id"}}}
+	r.reply <- ack
+	ours = s.publish(m)
+	r.reply <- ack
+	_, lib = s.js.PublishMsg(context.Background(), m)
+	return ours, lib
+}
+
+func sameError(a, b error) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Error() == b.Error()
+}
+
+// Every reply, whether the fast check recognises it or not, ends as the
+// library ends it: the same acceptance and the same error.
+func TestPublishAgreesWithTheLibraryOnEveryReply(t *testing.T) {
+	t.Parallel()
+	const subj = "stand.in"
+	r, s := newReplyWith(t, subj)
+	for _, tc := range []struct {
+		reply string
+		fast  bool // recognised without decoding
+	}{
+		{`{"stream":"TWILIO_RAW","seq":1}`, true},
+		{`{"stream":"TWILIO_RAW","seq":0}`, true},
+		{`{"stream":"TWILIO_RAW","seq":00}`, false},
+		{`{"stream":"TWILIO_RAW","seq":01}`, false},
+		{`{"stream":"TWILIO_RAW","seq":18446744073709551615}`, false},
+		{`{"stream":"TWILIO_RAW","seq":7,"duplicate": true}`, true},
+		{`{"stream":"TWILIO_RAW","domain":"hub","seq":7}`, true},
+		{`{"stream":"TWILIO_RAW","domain":"","seq":7}`, true},
+		{`{"stream":"TWILIO_RAW","seq":7,"batch":"b1","count":3}`, false},
+		{`{"stream": "TWILIO_RAW", "seq": 7}`, false},
+		{`{"stream":"TWILIO_RAW","seq":7,"duplicate":true}`, false},
+		{`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"TWILIO_RAW","seq":0}`, false},
+		{`{"stream":"TWILIO_RAW","seq":0,"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"}}`, false},
+		{`{"stream":"TWILIO_RAW","seq":1,"Error":{"code":500,"description":"case-insensitive key"}}`, false},
+		{`{"stream":"","seq":1}`, false},
+		{`{"stream":"a\"b","seq":1}`, false},
+		{`{"stream":"TWILIO_RAW","seq":1`, false},
+		{`{"stream":"TWILIO_RAW","seq":}`, false},
+		{`{"seq":1}`, false},
+		{`+OK`, false},
+		{`null`, false},
+		{``, false},
+	} {
+		if got := isPubAck([]byte(tc.reply)); got != tc.fast {
+			t.Errorf("isPubAck(%s) = %v, want %v", tc.reply, got, tc.fast)
+		}
+		ours, lib := r.both(t, s, subj, []byte(tc.reply))
+		if !sameError(ours, lib) {
+			t.Errorf("reply %s: publish = %v, jetstream.PublishMsg = %v", tc.reply, ours, lib)
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(lib, &apiErr) && !errors.As(ours, &apiErr) {
+			t.Errorf("reply %s: the stream's error %v is not a *jetstream.APIError in publish's error %v", tc.reply, lib, ours)
+		}
+	}
+}
+
+// Against a real stream: a new message, its retry (a duplicate), a stream
+// that refuses, and a subject no stream listens on. The acks nats-server
+// writes are the ones the fast check recognises.
+func TestPublishAgainstARealStream(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	js := srv.JetStream(t)
+	ctx := context.Background()
+	cfg := streams.DefaultConfig()
+	natstest.ApplyStreams(t, js, cfg)
+	nc := srv.Conn(t)
+	sjs, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{nc: nc, js: sjs, cfg: Config{PublishTimeout: 2 * time.Second}}
+
+	msg := func(subject, id string) *nats.Msg {
+		return &nats.Msg{Subject: subject, Data: []byte("MessageSid=SM1"), Header: nats.Header{"Nats-Msg-Id": {id}}}
+	}
+	subj := streams.RawSubject(EventMessageStatus)
+	for _, m := range []*nats.Msg{msg(subj, "h-1"), msg(subj, "h-1")} {
+		resp, err := nc.RequestMsg(m, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isPubAck(resp.Data) {
+			t.Errorf("nats-server's ack %s is not recognised by isPubAck: every publish pays the decoder", resp.Data)
+		}
+	}
+	if err := s.publish(msg(subj, "h-2")); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if err := s.publish(msg(subj, "h-2")); err != nil {
+		t.Fatalf("publish of a duplicate: %v", err)
+	}
+	raw, err := js.Stream(ctx, streams.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := raw.Info(ctx); err != nil || info.State.Msgs != 2 {
+		t.Fatalf("TWILIO_RAW: %v messages (%v), want 2 (h-1 and h-2 once each)", info.State.Msgs, err)
+	}
+
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FULL", Subjects: []string{"full.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.publish(msg("full.a", "f-1")); err != nil {
+		t.Fatal(err)
+	}
+	err = s.publish(msg("full.a", "f-2"))
+	_, lib := sjs.PublishMsg(ctx, msg("full.a", "f-3"))
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || !sameError(err, lib) {
+		t.Errorf("a full stream: publish = %v, want the library's %v", err, lib)
+	}
+
+	start := time.Now()
+	err = s.publish(msg("nostream.a", "n-1"))
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Errorf("no stream on the subject: %v, want %v", err, jetstream.ErrNoStreamResponse)
+	}
+	// The library retries "no responders" (a leader election) before giving up.
+	if took := time.Since(start); took < 2*jetstream.DefaultPubRetryWait {
+		t.Errorf("no stream: gave up after %s, before the library's %d retries", took, jetstream.DefaultPubRetryAttempts)
+	}
+}
+
+// FuzzIsPubAck: whatever the reply, a reply the fast check accepts is one
+// the library's decoding accepts (decodePubAck is that decoding;
+// TestPublishAgreesWithTheLibraryOnEveryReply holds it to the library
+// itself, through a real server). In-process, so coverage guides the fuzzer.
+func FuzzIsPubAck(f *testing.F) {
+	for _, s := range []string{
+		`{"stream":"TWILIO_RAW","seq":1}`, `{"stream":"TWILIO_RAW","seq":7,"duplicate": true}`,
+		`{"stream":"S","domain":"d","seq":0}`, `{"error":{"code":503,"description":"x"}}`,
+		`{"stream":"S","seq":1,"ERROR":{"code":1}}`, `{"stream":"S","stream":"","seq":1}`, `{"stream":"\u0041","seq":1}`,
+		`{"stream":"0","seq":00}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		if isPubAck(reply) {
+			if err := decodePubAck(reply); err != nil {
+				t.Fatalf("isPubAck accepts %q, which the library refuses: %v", reply, err)
+			}
+		}
+		if err := checkPubAck(reply); (err == nil) != (isPubAck(reply) || decodePubAck(reply) == nil) {
+			t.Fatalf("checkPubAck(%q) = %v", reply, err)
+		}
+	})
+}
+
+// BenchmarkPublish: the request path's publish against the library call it
+// replaces, in one run, over a real server with TWILIO_RAW's settings and
+// the ingester's evidence headers. 32 publishers, as under load.
+func BenchmarkPublish(b *testing.B) {
+	srv := natstest.Run(b)
+	natstest.ApplyStreams(b, srv.JetStream(b), streams.DefaultConfig())
+	nc := srv.Conn(b)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &Service{nc: nc, js: js, cfg: Config{PublishTimeout: 5 * time.Second}}
+	subj := streams.RawSubject(EventMessageStatus)
+	var n atomic.Int64
+	msg := func() *nats.Msg {
+		i := n.Add(1)
+		m := &nats.Msg{Subject: subj, Data: []byte("MessageSid=SM" + strconv.FormatInt(i, 10) + "&MessageStatus=delivered"), Header: make(nats.Header, 10)}
+		m.Header.Set("Content-Type", ctForm)
+		m.Header.Set("X-Twilio-Signature", "bm90IGEgcmVhbCBzaWduYXR1cmUh")
+		m.Header.Set("X-Twilio-Event", EventMessageStatus)
+		m.Header.Set("Zen-Request-Id", "0123456789abcdef0123456789abcdef")
+		m.Header.Set("Zen-Received-At", "2026-11-28T17:00:00.123456789Z")
+		m.Header.Set("Zen-Request-Url", "https://hooks.example.com/webhooks/twilio/message-status")
+		m.Header.Set("Nats-Msg-Id", "h-"+strconv.FormatInt(i, 10))
+		return m
+	}
+	for _, bc := range []struct {
+		name string
+		pub  func(*nats.Msg) error
+	}{
+		{"jetstream.PublishMsg", func(m *nats.Msg) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := js.PublishMsg(ctx, m)
+			return err
+		}},
+		{"publish", s.publish},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := processCPU(b)
+			defer func() { b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op") }()
+			b.SetParallelism(16) // 32 publishers on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := bc.pub(msg()); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// processCPU is the CPU time this process (client and server) has used.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// The handler sets the evidence headers without canonicalising their keys,
+// so Header.Get finds them only if they are canonical already.
+func TestEvidenceHeaderKeysAreCanonical(t *testing.T) {
+	t.Parallel()
+	for _, k := range []string{zen.HeaderContentType, zen.HeaderTwilioSignature, zen.HeaderTwilioEvent, zen.HeaderIdempotencyToken,
+		zen.HeaderRequestID, zen.HeaderReceivedAt, zen.HeaderRequestURL, HeaderRequestMethod, zen.HeaderMsgID} {
+		if c := textproto.CanonicalMIMEHeaderKey(k); c != k {
+			t.Errorf("header %q is not canonical (%q)", k, c)
+		}
+	}
+}
