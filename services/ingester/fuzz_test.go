@@ -1,7 +1,9 @@
 package ingester
 
 import (
+	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/zen-twilio/zen/pkg/streams"
@@ -43,4 +45,37 @@ func FuzzResolve(f *testing.F) {
 			t.Fatalf("msgID unstable or empty: %q %q", a, b)
 		}
 	})
+}
+
+// TestMsgIDIsStable pins the de-duplication ids: a change here stores every
+// retry that straddles an upgrade twice.
+func TestMsgIDIsStable(t *testing.T) {
+	t.Parallel()
+	q := func(s string) url.Values { v, _ := url.ParseQuery(s); return v }
+	u := "https://hooks.example.com/webhooks/twilio/message-status"
+	big := url.Values{} // more keys and bytes than msgID's stack buffers hold
+	for i := 0; i < 40; i++ {
+		big.Add(fmt.Sprintf("Key%02d", i), strings.Repeat("v", 30+i))
+	}
+	for _, tc := range []struct {
+		token  string
+		params url.Values
+		json   string
+		want   string
+	}{
+		{"", q("MessageSid=SM1&MessageStatus=sent&AccountSid=AC1"), "", "h-2078aed5fbfd4f26ba94c4fce1e65bdba7c70e49c29e5857a49e86b7dce6207f"},
+		{"", q("MediaUrl0=b&MediaUrl0=a&Body=h%C3%A9&Empty="), "", "h-fe435a68401b5e2f6d7e1c029c7cd56a738847301286e44d0596c63c31466bb0"},
+		{"", nil, `[{"type":"x"}]`, "h-a770bcbd71f994f93293abe74907c794fa8df3bc064b8bd35e25cc4a17f49a47"},
+		{"", url.Values{}, "", "h-ab27f9c15f2c25acb2b8afee7526d42b888cc442766ad3262ed03dae23b4f280"},
+		{"tok", q("A=1"), "", "t-tok"},
+		{"", big, "", "h-60b30499e01d8698b0f6921df24aec406645fc95538fecb5919307c7c7a300f4"},
+	} {
+		var js []byte
+		if tc.json != "" {
+			js = []byte(tc.json)
+		}
+		if got := msgID(tc.token, u, tc.params, js); got != tc.want {
+			t.Errorf("msgID(%q, %v, %s) = %s, want %s", tc.token, tc.params, tc.json, got, tc.want)
+		}
+	}
 }

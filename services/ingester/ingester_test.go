@@ -273,6 +273,41 @@ func TestRetryIsStoredOnce(t *testing.T) {
 	}
 }
 
+// zen_ingester_requests_total counts every answer by event and code, the
+// stored ones of known events included from the start (at 0).
+func TestRequestsAreCountedByEventAndCode(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	const form = "application/x-www-form-urlencoded"
+	for i := range 2 {
+		if r := e.post("/webhooks/twilio/message-status", form, []byte(fmt.Sprintf("MessageSid=SM%d&MessageStatus=sent", i)), nil); r.StatusCode != 200 {
+			t.Fatalf("status %d", r.StatusCode)
+		}
+	}
+	if r := e.post("/webhooks/twilio", form, []byte("Foo=bar"), nil); r.StatusCode != 200 {
+		t.Fatalf("unknown event: status %d", r.StatusCode)
+	}
+	if r := e.post("/webhooks/twilio/message-status", form, []byte("MessageSid=SM9"), map[string]string{"X-Twilio-Signature": "forged"}); r.StatusCode != 403 {
+		t.Fatalf("forged: status %d", r.StatusCode)
+	}
+	r, err := http.Get(e.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	for _, want := range []string{
+		`zen_ingester_requests_total{code="200",event="message-status"} 2`,
+		`zen_ingester_requests_total{code="200",event="unknown"} 1`,
+		`zen_ingester_requests_total{code="403",event="none"} 1`,
+		`zen_ingester_requests_total{code="200",event="incoming-call"} 0`,
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
 func TestRejectionsLeaveTheStreamUntouched(t *testing.T) {
 	t.Parallel()
 	e := start(t, func(c *ingester.Config) { c.MaxBodyBytes = 1024 })

@@ -1,6 +1,9 @@
 package ingester
 
 import (
+	"net/http"
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -9,9 +12,21 @@ type metrics struct {
 	latency    prometheus.Histogram
 	publish    prometheus.Histogram
 	signatures *prometheus.CounterVec
+	stored     map[string]prometheus.Counter // requests{event, code="200"} of each known event, looked up once
 }
 
-func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
+// request counts one answered request.
+func (m *metrics) request(event string, code int) {
+	if c, ok := m.stored[event]; ok && code == http.StatusOK {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(event, strconv.Itoa(code)).Inc()
+}
+
+// newMetrics registers the ingester's metrics; events are the events whose
+// stored requests are counted without a label lookup.
+func newMetrics(reg prometheus.Registerer, inflight func() float64, events map[string]bool) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zen_ingester_requests_total",
@@ -28,6 +43,10 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 		signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zen_ingester_signature_failures_total", Help: "Requests rejected with 403, by reason (missing, invalid).",
 		}, []string{"reason"}),
+	}
+	m.stored = make(map[string]prometheus.Counter, len(events))
+	for ev := range events {
+		m.stored[ev] = m.requests.WithLabelValues(ev, "200")
 	}
 	reg.MustRegister(m.requests, m.latency, m.publish, m.signatures,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zen_ingester_in_flight", Help: "Requests being published now."}, inflight))
