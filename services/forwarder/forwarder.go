@@ -43,8 +43,9 @@ type Service struct {
 	metrics  *metrics
 	targets  []*targetWorker
 
-	kvMu sync.Mutex
-	kv   jetstream.KeyValue
+	kvMu     sync.Mutex
+	kv       jetstream.KeyValue
+	kvDirect bool // the bucket answers direct gets (AllowDirect)
 }
 
 type targetWorker struct {
@@ -162,9 +163,18 @@ func (s *Service) dedupeBucket(ctx context.Context) (*dedupe, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bind kv %s: %w", streams.BucketDedupe, err)
 		}
-		s.kv = kv
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("bind kv %s: %w", streams.BucketDedupe, err)
+		}
+		bs, ok := st.(*jetstream.KeyValueBucketStatus)
+		s.kv, s.kvDirect = kv, ok && bs.StreamInfo().Config.AllowDirect
 	}
-	return &dedupe{kv: s.kv, js: s.js}, nil
+	d := &dedupe{kv: s.kv, js: s.js}
+	if s.kvDirect {
+		d.nc = s.nc
+	}
+	return d, nil
 }
 
 func (s *Service) ready(ctx context.Context) error {

@@ -1,0 +1,156 @@
+package forwarder
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zen-twilio/zen/pkg/natstest"
+	"github.com/zen-twilio/zen/pkg/streams"
+)
+
+// The direct read answers as kv.Get does for every state a key can be in,
+// against a real bucket made as the streams job makes it; and that bucket
+// is read directly.
+func TestDirectReadAgreesWithKVGet(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	js := srv.JetStream(t)
+	natstest.ApplyStreams(t, js, streams.DefaultConfig())
+	ctx := context.Background()
+	nc := srv.Conn(t)
+	sjs, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{nc: nc, js: sjs}
+	direct, err := s.dedupeBucket(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if direct.nc == nil {
+		t.Fatal("the bucket streams.Apply makes is read through kv.Get, not directly")
+	}
+	viaKV := &dedupe{kv: direct.kv, js: direct.js}
+	kv := direct.kv
+
+	key := func(s string) string {
+		return streams.KVKey("communications-warehouse", "tw-"+s+".message.status.sent")
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(k string) error
+		want  bool
+	}{
+		{"never written", func(string) error { return nil }, false},
+		{"delivered", func(k string) error { _, err := kv.PutString(ctx, k, "delivered:7:1700000000000"); return err }, true},
+		{"written by markDelivered", func(k string) error {
+			if err := direct.markDelivered(k, 9, time.Now()); err != nil {
+				return err
+			}
+			select {
+			case <-sjs.PublishAsyncComplete():
+				return nil
+			case <-time.After(5 * time.Second):
+				return context.DeadlineExceeded
+			}
+		}, true},
+		{"older scheme", func(k string) error { _, err := kv.PutString(ctx, k, "pending:5"); return err }, false},
+		{"empty value", func(k string) error { _, err := kv.PutString(ctx, k, ""); return err }, false},
+		{"deleted", func(k string) error {
+			if _, err := kv.PutString(ctx, k, "delivered:1:1"); err != nil {
+				return err
+			}
+			return kv.Delete(ctx, k)
+		}, false},
+		{"purged", func(k string) error {
+			if _, err := kv.PutString(ctx, k, "delivered:1:1"); err != nil {
+				return err
+			}
+			return kv.Purge(ctx, k)
+		}, false},
+		{"delivered again after a delete", func(k string) error {
+			if err := kv.Delete(ctx, k); err != nil {
+				return err
+			}
+			_, err := kv.PutString(ctx, k, "delivered:2:2")
+			return err
+		}, true},
+	} {
+		k := key("SM" + tc.name)
+		if err := tc.setup(k); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got, err := direct.isDelivered(ctx, k)
+		ref, rerr := viaKV.isDelivered(ctx, k)
+		if err != nil || rerr != nil {
+			t.Fatalf("%s: direct read: %v, kv.Get: %v", tc.name, err, rerr)
+		}
+		if got != tc.want || ref != tc.want {
+			t.Errorf("%s: direct read says %v, kv.Get %v, want %v", tc.name, got, ref, tc.want)
+		}
+	}
+
+	// No bucket: both fail (the worker retries), neither says "not delivered".
+	if err := js.DeleteKeyValue(ctx, streams.BucketDedupe); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.isDelivered(ctx, key("SMgone")); err == nil {
+		t.Error("direct read without a bucket: no error")
+	}
+	if _, err := viaKV.isDelivered(ctx, key("SMgone")); err == nil {
+		t.Error("kv.Get without a bucket: no error")
+	}
+}
+
+// BenchmarkDedupeRead: the read before every POST, direct against kv.Get,
+// in one run against a real bucket; cpu-ns/op is the process's CPU (client
+// and server) per read.
+func BenchmarkDedupeRead(b *testing.B) {
+	srv := natstest.Run(b)
+	natstest.ApplyStreams(b, srv.JetStream(b), streams.DefaultConfig())
+	nc := srv.Conn(b)
+	sjs, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct, err := (&Service{nc: nc, js: sjs}).dedupeBucket(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := streams.KVKey("communications-warehouse", "tw-SM00000000000000000000000000000001.message.status.delivered")
+	if _, err := direct.kv.PutString(context.Background(), k, "delivered:1:1"); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		d    *dedupe
+	}{{"kv.Get", &dedupe{kv: direct.kv, js: direct.js}}, {"direct", direct}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := processCPU(b)
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if ok, err := bc.d.isDelivered(context.Background(), k); err != nil || !ok {
+						b.Error(ok, err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// processCPU is the CPU time this process (client and server) has used.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
