@@ -58,6 +58,11 @@ var (
 )
 
 func main() {
+	// Every process here runs with the services' GC settings: the embedded
+	// NATS server as under `make run` (zen dev applies gctune too), and the
+	// floor, which is the best an ingester can do, so it gets what the
+	// ingester gets.
+	gctune.Apply()
 	if len(os.Args) > 1 && os.Args[1] == "floor" {
 		if err := floor(os.Args[2], os.Args[3]); err != nil {
 			fmt.Fprintln(os.Stderr, "floor:", err)
@@ -65,9 +70,6 @@ func main() {
 		}
 		return
 	}
-	// The embedded NATS server runs with the GC settings of `make run`
-	// (zen dev applies gctune too).
-	gctune.Apply()
 	requests := flag.Int("requests", 20000, "requests per throughput phase")
 	conc := flag.Int("concurrency", 64, "requests in flight")
 	rate := flag.Float64("rate", 1000, "webhooks/s of the latency phase")
@@ -770,8 +772,8 @@ func run(requests, conc int, rate float64, seconds int, out string) error {
 	var b bytes.Buffer
 	cpu := cpuModel()
 	fmt.Fprintf(&b, "# make bench — %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Go %s. Requests per throughput phase: %d at concurrency %d; latency phase: %.0f webhooks/s for %ds. GOMAXPROCS of the floor and of each stage: %d. NATS (embedded, file store), the load generator and the warehouse share the harness process.\n\n",
-		cpu, runtime.NumCPU(), strings.TrimPrefix(runtime.Version(), "go"), requests, conc, rate, seconds, *procs)
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Go %s. Requests per throughput phase: %d at concurrency %d; latency phase: %.0f webhooks/s for %ds. GOMAXPROCS of the floor and of each stage: %d; GOGC of every process: %s. NATS (embedded, file store), the load generator and the warehouse share the harness process.\n\n",
+		cpu, runtime.NumCPU(), strings.TrimPrefix(runtime.Version(), "go"), requests, conc, rate, seconds, *procs, gogc())
 	row := func(cells ...string) { fmt.Fprintln(&b, "| "+strings.Join(cells, " | ")+" |") }
 	row("measure", "value", "ratio to floor", "target", "met")
 	row("---", "---", "---", "---", "---")
@@ -882,6 +884,15 @@ func consumerLag(ctx context.Context, js jetstream.JetStream) uint64 {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// gogc is the GC percentage every process of the run has: GOGC when set,
+// else gctune's default.
+func gogc() string {
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		return v
+	}
+	return strconv.Itoa(gctune.DefaultGOGC)
 }
 
 func cpuModel() string {
