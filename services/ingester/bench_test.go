@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/zen-twilio/zen/pkg/twiliosig"
+	"github.com/zen-twilio/zen/pkg/webform"
 )
 
 // BenchmarkRequestPath is the ingester's CPU work per request without NATS:
@@ -19,7 +20,7 @@ func BenchmarkRequestPath(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		params, err := url.ParseQuery(body)
+		params, err := webform.Parse(body)
 		if err != nil {
 			b.Fatal(err)
 		}

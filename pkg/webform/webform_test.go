@@ -70,7 +70,7 @@ func FuzzParse(f *testing.F) {
 
 func BenchmarkParse(b *testing.B) {
 	const body = "SmsSid=SM00000000000000000000000000000002&SmsStatus=delivered&MessageStatus=delivered&To=%2B15558675310&MessagingServiceSid=MG00000000000000000000000000000001&MessageSid=SM00000000000000000000000000000002&AccountSid=AC00000000000000000000000000000001&From=%2B15017122661&ApiVersion=2010-04-01"
-	b.Run("form.Parse", func(b *testing.B) {
+	b.Run("webform.Parse", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := Parse(body); err != nil {
