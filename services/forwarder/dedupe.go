@@ -71,6 +71,9 @@ func (d *dedupe) isDelivered(ctx context.Context, key string) (bool, error) {
 	if d.nc == nil {
 		return d.isDeliveredKV(ctx, key)
 	}
+	if err := ctx.Err(); err != nil { // shutting down: the read is bounded by readTimeout alone
+		return false, fmt.Errorf("read %s: %w", key, err)
+	}
 	r, err := d.nc.Request(directGetPrefix+key, nil, readTimeout)
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", key, err)
