@@ -2,7 +2,6 @@ package forwarder
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
@@ -131,7 +130,7 @@ func BenchmarkDedupeRead(b *testing.B) {
 	}{{"kv.Get", &dedupe{kv: direct.kv, js: direct.js}}, {"direct", direct}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu0 := processCPU(b)
+			cpu0 := natstest.ProcessCPU(b)
 			b.SetParallelism(8)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -141,16 +140,7 @@ func BenchmarkDedupeRead(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(natstest.ProcessCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// processCPU is the CPU time this process (client and server) has used.
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

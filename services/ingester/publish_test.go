@@ -6,7 +6,6 @@ import (
 	"net/textproto"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -244,8 +243,8 @@ func BenchmarkPublish(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			cpu0 := processCPU(b)
-			defer func() { b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op") }()
+			cpu0 := natstest.ProcessCPU(b)
+			defer func() { b.ReportMetric(float64(natstest.ProcessCPU(b)-cpu0)/float64(b.N), "cpu-ns/op") }()
 			b.SetParallelism(16) // 32 publishers on 2 cores
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -257,15 +256,6 @@ func BenchmarkPublish(b *testing.B) {
 			})
 		})
 	}
-}
-
-// processCPU is the CPU time this process (client and server) has used.
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // The handler sets the evidence headers without canonicalising their keys,
