@@ -43,9 +43,8 @@ type Service struct {
 	metrics  *metrics
 	targets  []*targetWorker
 
-	kvMu     sync.Mutex
-	kv       jetstream.KeyValue
-	kvDirect bool // the bucket answers direct gets (AllowDirect)
+	ddMu sync.Mutex
+	dd   *dedupe // the zen_dedupe reader, bound on first use
 }
 
 type targetWorker struct {
@@ -154,11 +153,12 @@ func (s *Service) consumerFor(r streams.Route) func(context.Context) (jetstream.
 	}
 }
 
-// dedupeBucket returns the zen_dedupe bucket, binding it on first use.
+// dedupeBucket returns the zen_dedupe bucket's reader, binding it on first
+// use (once bound, every event gets the same one).
 func (s *Service) dedupeBucket(ctx context.Context) (*dedupe, error) {
-	s.kvMu.Lock()
-	defer s.kvMu.Unlock()
-	if s.kv == nil {
+	s.ddMu.Lock()
+	defer s.ddMu.Unlock()
+	if s.dd == nil {
 		kv, err := s.js.KeyValue(ctx, streams.BucketDedupe)
 		if err != nil {
 			return nil, fmt.Errorf("bind kv %s: %w", streams.BucketDedupe, err)
@@ -167,14 +167,13 @@ func (s *Service) dedupeBucket(ctx context.Context) (*dedupe, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bind kv %s: %w", streams.BucketDedupe, err)
 		}
-		bs, ok := st.(*jetstream.KeyValueBucketStatus)
-		s.kv, s.kvDirect = kv, ok && bs.StreamInfo().Config.AllowDirect
+		d := &dedupe{kv: kv, js: s.js}
+		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo().Config.AllowDirect {
+			d.nc = s.nc // direct gets answered: read with one
+		}
+		s.dd = d
 	}
-	d := &dedupe{kv: s.kv, js: s.js}
-	if s.kvDirect {
-		d.nc = s.nc
-	}
-	return d, nil
+	return s.dd, nil
 }
 
 func (s *Service) ready(ctx context.Context) error {
