@@ -45,6 +45,7 @@ type Service struct {
 	inflight  chan struct{} // publish slots (MAX_IN_FLIGHT)
 	reading   chan struct{} // body slots (2×MAX_IN_FLIGHT)
 	handler   http.Handler
+	requests  *requests // the publishes, sent in groups
 
 	streamsMu sync.Mutex
 	streamsOK bool
@@ -111,6 +112,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	s.js = js
+	if s.requests, err = newRequests(s.nc, cfg.PublishTimeout); err != nil {
+		s.closeConn()
+		return nil, fmt.Errorf("subscribe to the publish replies: %w", err)
+	}
 
 	s.ops = httpserve.NewOps(s.ready)
 	s.metrics = newMetrics(s.ops.Registry, func() float64 { return float64(len(s.inflight)) }, s.known)
@@ -155,6 +160,10 @@ func (s *Service) Run(ctx context.Context) error {
 	srv.ReadHeaderTimeout, srv.ReadTimeout = s.cfg.ReadHeaderTimeout, s.cfg.ReadTimeout
 	srv.ErrorLog = zap.NewStdLog(s.log.Named("http"))
 	err := httpserve.Serve(ctx, srv, s.ln, s.cfg.ShutdownGrace)
+	// No handler runs any more: no publish waits for a reply.
+	if rerr := s.requests.stop(); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
 	if s.ownsConn {
 		if derr := natsconn.Drain(s.nc, 10*time.Second); derr != nil {
 			err = errors.Join(err, derr)

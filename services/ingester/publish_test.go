@@ -42,7 +42,22 @@ func newReplyWith(tb testing.TB, subject string) (*replyWith, *Service) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return r, &Service{nc: nc, js: js, cfg: Config{PublishTimeout: 5 * time.Second}}
+	return r, publishingService(tb, nc, js, 5*time.Second)
+}
+
+// publishingService is a Service that can publish (nothing else of it is
+// set up).
+func publishingService(tb testing.TB, nc *nats.Conn, js jetstream.JetStream, timeout time.Duration) *Service {
+	r, err := newRequests(nc, timeout)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := r.stop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return &Service{nc: nc, js: js, cfg: Config{PublishTimeout: timeout}, requests: r}
 }
 
 // both publishes with the service's publish and with jetstream.PublishMsg,
@@ -125,7 +140,7 @@ func TestPublishAgainstARealStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{nc: nc, js: sjs, cfg: Config{PublishTimeout: 2 * time.Second}}
+	s := publishingService(t, nc, sjs, 2*time.Second)
 
 	msg := func(subject, id string) *nats.Msg {
 		return &nats.Msg{Subject: subject, Data: []byte("MessageSid=SM1"), Header: nats.Header{"Nats-Msg-Id": {id}}}
@@ -214,7 +229,7 @@ func BenchmarkPublish(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &Service{nc: nc, js: js, cfg: Config{PublishTimeout: 5 * time.Second}}
+	s := publishingService(b, nc, js, 5*time.Second)
 	subj := streams.RawSubject(EventMessageStatus)
 	var n atomic.Int64
 	msg := func() *nats.Msg {

@@ -1,0 +1,268 @@
+package ingester
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zen-twilio/zen/pkg/natstest"
+	"github.com/zen-twilio/zen/pkg/streams"
+)
+
+// countingDialer dials real TCP connections and counts the writes on them.
+type countingDialer struct {
+	writes atomic.Int64
+}
+
+func (d *countingDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := net.Dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, writes: &d.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// Concurrent publishes each get their own ack, and each ack names the
+// message that publish stored: the replies are routed to the right request.
+func TestRequestsRouteEachAckToItsPublish(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	js := srv.JetStream(t)
+	natstest.ApplyStreams(t, js, streams.DefaultConfig())
+	nc := srv.Conn(t)
+	r, err := newRequests(nc, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+
+	const n = 500
+	seqs := make([]uint64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			m := &nats.Msg{Subject: streams.RawSubject(EventMessageStatus), Data: []byte("MessageSid=SM" + strconv.Itoa(i)),
+				Header: nats.Header{"Nats-Msg-Id": {"route-" + strconv.Itoa(i)}}}
+			resp, err := r.do(m)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			ack, err := parseAck(resp.Data)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			seqs[i] = ack.Sequence
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream, err := js.Stream(ctx, streams.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for i, seq := range seqs {
+		if seen[seq] {
+			t.Fatalf("publish %d got seq %d, which another publish got too", i, seq)
+		}
+		seen[seq] = true
+		got, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "MessageSid=SM" + strconv.Itoa(i); string(got.Data) != want {
+			t.Fatalf("publish %d: its ack names seq %d, which holds %q, not %q", i, seq, got.Data, want)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.waiting) != 0 {
+		t.Fatalf("%d requests still waiting after every reply came", len(r.waiting))
+	}
+}
+
+func parseAck(data []byte) (*jetstream.PubAck, error) {
+	if err := checkPubAck(data); err != nil {
+		return nil, err
+	}
+	var ack pubAckReply
+	if err := json.Unmarshal(data, &ack); err != nil || ack.PubAck == nil {
+		return nil, fmt.Errorf("ack %q: %v", data, err)
+	}
+	return ack.PubAck, nil
+}
+
+// Publishes that are ready together leave in few writes: what the requests
+// type is for. 64 handlers released at once, one CPU as in production
+// (the manifests' limit of 1).
+func TestRequestsGroupConcurrentPublishes(t *testing.T) {
+	// Not parallel: it sets GOMAXPROCS for the process.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	srv := natstest.Run(t)
+	js := srv.JetStream(t)
+	natstest.ApplyStreams(t, js, streams.DefaultConfig())
+	d := &countingDialer{}
+	nc := srv.Conn(t, nats.SetCustomDialer(d))
+	r, err := newRequests(nc, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	if err := nc.Flush(); err != nil { // the subscription is on the server
+		t.Fatal(err)
+	}
+
+	const handlers = 64
+	var total, writes int64
+	for round := range 5 {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make([]error, handlers)
+		for i := range handlers {
+			wg.Go(func() {
+				<-start
+				m := &nats.Msg{Subject: streams.RawSubject(EventMessageStatus), Data: []byte("x"),
+					Header: nats.Header{"Nats-Msg-Id": {fmt.Sprintf("group-%d-%d", round, i)}}}
+				resp, err := r.do(m)
+				if err == nil {
+					err = checkPubAck(resp.Data)
+				}
+				errs[i] = err
+			})
+		}
+		time.Sleep(10 * time.Millisecond) // every handler waits on start
+		w0 := d.writes.Load()
+		close(start)
+		wg.Wait()
+		writes += d.writes.Load() - w0
+		total += handlers
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d publishes in %d writes", total, writes)
+	// One write per publish is what nats.Conn.RequestMsg does here.
+	if writes*4 > total {
+		t.Fatalf("%d publishes took %d writes: fewer than 4 publishes per write", total, writes)
+	}
+}
+
+// A request nobody answers times out, and is forgotten: a late reply goes
+// nowhere, and no other request gets it.
+func TestRequestsTimeOutAndDropLateReplies(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	nc := srv.Conn(t)
+	held := make(chan *nats.Msg, 1)
+	answerer := srv.Conn(t)
+	sub, err := answerer.Subscribe("slow", func(m *nats.Msg) { held <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := answerer.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := newRequests(nc, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+
+	start := time.Now()
+	if _, err := r.do(&nats.Msg{Subject: "slow", Data: []byte("first")}); !errors.Is(err, nats.ErrTimeout) {
+		t.Fatalf("unanswered request: got %v, want %v", err, nats.ErrTimeout)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Fatalf("timed out after %s, before its 200ms", took)
+	}
+	late := <-held
+
+	// The next request gets its own answer, not the late one.
+	done := make(chan error, 1)
+	go func() {
+		resp, err := r.do(&nats.Msg{Subject: "slow", Data: []byte("second")})
+		if err == nil && string(resp.Data) != "answer to second" {
+			err = fmt.Errorf("second request got %q", resp.Data)
+		}
+		done <- err
+	}()
+	second := <-held
+	if err := late.Respond([]byte("answer to first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Respond([]byte("answer to second")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.waiting) != 0 {
+		t.Fatalf("%d requests still waiting", len(r.waiting))
+	}
+}
+
+// With nothing on the subject, the request fails at once with
+// nats.ErrNoResponders, as RequestMsg does (publish then hands the message
+// to the library, which retries through a leader election).
+func TestRequestsReportNoResponders(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	r, err := newRequests(srv.Conn(t), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	start := time.Now()
+	if _, err := r.do(&nats.Msg{Subject: "nobody.here", Data: []byte("x")}); !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("got %v, want %v", err, nats.ErrNoResponders)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("no responders took %s: it waited for the timeout", took)
+	}
+}
+
+// After stop, a publish fails at once instead of waiting for its timeout.
+func TestRequestsAfterStop(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	r, err := newRequests(srv.Conn(t), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.do(&nats.Msg{Subject: "x", Data: []byte("x")}); !errors.Is(err, errRequestsStopped) {
+		t.Fatalf("got %v, want %v", err, errRequestsStopped)
+	}
+}
