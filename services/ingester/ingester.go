@@ -45,7 +45,7 @@ type Service struct {
 	inflight  chan struct{} // publish slots (MAX_IN_FLIGHT)
 	reading   chan struct{} // body slots (2×MAX_IN_FLIGHT)
 	handler   http.Handler
-	requests  *requests // the publishes, sent in groups
+	requests  *natsconn.Requests // the publishes, sent in groups
 
 	streamsMu sync.Mutex
 	streamsOK bool
@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	s.js = js
-	if s.requests, err = newRequests(s.nc, cfg.PublishTimeout); err != nil {
+	if s.requests, err = natsconn.NewRequests(s.nc, cfg.PublishTimeout); err != nil {
 		s.closeConn()
 		return nil, fmt.Errorf("subscribe to the publish replies: %w", err)
 	}
@@ -161,7 +161,7 @@ func (s *Service) Run(ctx context.Context) error {
 	srv.ErrorLog = zap.NewStdLog(s.log.Named("http"))
 	err := httpserve.Serve(ctx, srv, s.ln, s.cfg.ShutdownGrace)
 	// No handler runs any more: no publish waits for a reply.
-	if rerr := s.requests.stop(); rerr != nil {
+	if rerr := s.requests.Stop(); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	if s.ownsConn {

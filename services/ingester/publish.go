@@ -17,16 +17,16 @@ import (
 //
 // It is the protocol of jetstream.PublishMsg (a request on the stream's
 // subject whose reply is the PubAck) with three costs of the hot path taken
-// out: the requests of concurrent handlers leave in one write (see
-// requests), the reply timer is pooled instead of a context.WithTimeout per
-// request, and a success ack is recognised without encoding/json (which was
-// a third of the library call's CPU). Every reply
+// out: the requests of concurrent handlers leave in one write
+// (natsconn.Requests), the reply timer is pooled instead of a
+// context.WithTimeout per request, and a success ack is recognised without
+// encoding/json (which was a third of the library call's CPU). Every reply
 // that is not a plain success ack is decoded as the library decodes it, and
 // a "no responders" (no stream leader for a moment) goes to the library,
 // which retries it; Nats-Msg-Id makes that second publish a duplicate if the
 // first was stored after all.
 func (s *Service) publish(m *nats.Msg) error {
-	resp, err := s.requests.do(m)
+	resp, err := s.requests.Do(m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/natstest"
 	"github.com/zen-twilio/zen/pkg/streams"
 	"github.com/zen-twilio/zen/pkg/zen"
@@ -48,12 +49,12 @@ func newReplyWith(tb testing.TB, subject string) (*replyWith, *Service) {
 // publishingService is a Service that can publish (nothing else of it is
 // set up).
 func publishingService(tb testing.TB, nc *nats.Conn, js jetstream.JetStream, timeout time.Duration) *Service {
-	r, err := newRequests(nc, timeout)
+	r, err := natsconn.NewRequests(nc, timeout)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		if err := r.stop(); err != nil {
+		if err := r.Stop(); err != nil {
 			tb.Error(err)
 		}
 	})

@@ -1,4 +1,4 @@
-package ingester
+package natsconn
 
 import (
 	"errors"
@@ -10,23 +10,23 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// requests sends the ingester's JetStream publishes as NATS requests and
-// hands each handler its reply, like nats.Conn.RequestMsg, with one
-// difference: the requests of handlers that are ready at the same moment
-// leave in one write.
+// Requests sends requests and hands each caller its reply, like
+// nats.Conn.RequestMsg, with one difference: the requests of goroutines that
+// are ready at the same moment leave in one write (a group commit).
 //
-// With RequestMsg each handler's publish wakes nats.go's flusher, which the
-// Go scheduler runs next, before the other handlers already runnable: one
-// write per request, one read for it in the server, one write of its ack and
-// one read of that here. Under load that was a fifth of the ingester's
-// system calls (`make bench`). Here the handlers queue their messages to
-// one goroutine, which yields once (runtime.Gosched) before it publishes
-// what is queued: the handlers runnable at that moment queue theirs first,
-// and all of them go in one write, and come back in one read.
+// With RequestMsg each request wakes nats.go's flusher, which the Go
+// scheduler runs next, before the other goroutines already runnable: one
+// write per request, one read of it in the server, one write of its reply
+// and one read of that here. For the ingester's publishes under load that
+// was a fifth of its system calls (`make bench`). Here the callers queue
+// their messages to one goroutine, which yields once (runtime.Gosched)
+// before it sends what is queued: the callers runnable at that moment queue
+// theirs first, all of them go in one write, and the replies come back in
+// one read.
 //
 // A reply arrives on <inbox>.<token>, one token per request, on one
 // subscription, as with RequestMsg's response multiplexer.
-type requests struct {
+type Requests struct {
 	nc      *nats.Conn
 	timeout time.Duration
 	prefix  string // the replies' inbox, with the dot
@@ -41,11 +41,11 @@ type requests struct {
 	waiting map[uint64]*request // published, the reply not yet here
 }
 
-// request is one handler's message and where its reply goes.
+// request is one caller's message and where its reply goes.
 type request struct {
 	m     *nats.Msg
 	token uint64    // 0 until sent
-	gone  bool      // the handler stopped waiting (under requests.mu)
+	gone  bool      // the caller stopped waiting (under Requests.mu)
 	done  chan resp // 1-buffered: the reply, or why none
 }
 
@@ -54,12 +54,13 @@ type resp struct {
 	err error
 }
 
-var errRequestsStopped = errors.New("ingester: publisher stopped")
+// ErrStopped is the error of a request made after Stop.
+var ErrStopped = errors.New("natsconn: requests stopped")
 
-// newRequests subscribes to the replies' inbox and starts the sending
-// goroutine; stop ends both.
-func newRequests(nc *nats.Conn, timeout time.Duration) (*requests, error) {
-	r := &requests{nc: nc, timeout: timeout, prefix: nc.NewInbox() + ".",
+// NewRequests subscribes to the replies' inbox and starts the sending
+// goroutine; Stop ends both. Each request waits at most timeout.
+func NewRequests(nc *nats.Conn, timeout time.Duration) (*Requests, error) {
+	r := &Requests{nc: nc, timeout: timeout, prefix: nc.NewInbox() + ".",
 		queue: make(chan *request, 1024), quit: make(chan struct{}), stopped: make(chan struct{}),
 		waiting: map[uint64]*request{}}
 	sub, err := nc.Subscribe(r.prefix+"*", r.reply)
@@ -71,20 +72,20 @@ func newRequests(nc *nats.Conn, timeout time.Duration) (*requests, error) {
 	return r, nil
 }
 
-// do publishes m as a request and returns its reply; nats.ErrTimeout
-// after the timeout, nats.ErrNoResponders when nothing listens on the
-// subject (as RequestMsg does).
-func (r *requests) do(m *nats.Msg) (*nats.Msg, error) {
+// Do sends m as a request and returns its reply; nats.ErrTimeout after the
+// timeout, nats.ErrNoResponders when nothing listens on the subject (as
+// RequestMsg does). It sets m.Reply.
+func (r *Requests) Do(m *nats.Msg) (*nats.Msg, error) {
 	select {
 	case <-r.quit:
-		return nil, errRequestsStopped
+		return nil, ErrStopped
 	default:
 	}
 	req := &request{m: m, done: make(chan resp, 1)}
 	select {
 	case r.queue <- req:
 	case <-r.quit:
-		return nil, errRequestsStopped
+		return nil, ErrStopped
 	}
 	t, _ := r.timers.Get().(*time.Timer)
 	if t == nil {
@@ -111,13 +112,13 @@ func (r *requests) do(m *nats.Msg) (*nats.Msg, error) {
 }
 
 // send publishes the queued requests, each group in one write.
-func (r *requests) send() {
+func (r *Requests) send() {
 	defer close(r.stopped)
 	group := make([]*request, 0, 64)
 	for {
 		select {
 		case req := <-r.queue:
-			// Let the handlers that are runnable now queue theirs too.
+			// Let the callers that are runnable now queue theirs too.
 			runtime.Gosched()
 			group = append(group[:0], req)
 		more:
@@ -133,7 +134,7 @@ func (r *requests) send() {
 			for {
 				select {
 				case req := <-r.queue:
-					req.done <- resp{err: errRequestsStopped}
+					req.done <- resp{err: ErrStopped}
 				default:
 					return
 				}
@@ -167,9 +168,9 @@ func (r *requests) send() {
 	}
 }
 
-// reply hands a reply to its request; one that came after its handler gave
+// reply hands a reply to its request; one that came after its caller gave
 // up, or that no request of this process sent, is dropped.
-func (r *requests) reply(m *nats.Msg) {
+func (r *Requests) reply(m *nats.Msg) {
 	if len(m.Subject) <= len(r.prefix) {
 		return
 	}
@@ -186,9 +187,9 @@ func (r *requests) reply(m *nats.Msg) {
 	}
 }
 
-// stop ends the sending goroutine and the subscription; requests still
-// queued fail with errRequestsStopped. Call it once no handler runs.
-func (r *requests) stop() error {
+// Stop ends the sending goroutine and the subscription; requests still
+// queued fail with ErrStopped. Call it once no caller waits.
+func (r *Requests) Stop() error {
 	close(r.quit)
 	<-r.stopped
 	err := r.sub.Unsubscribe()

@@ -1,4 +1,4 @@
-package ingester
+package natsconn
 
 import (
 	"context"
@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zen-twilio/zen/pkg/natstest"
-	"github.com/zen-twilio/zen/pkg/streams"
 )
 
 // countingDialer dials real TCP connections and counts the writes on them.
@@ -49,13 +48,17 @@ func TestRequestsRouteEachAckToItsPublish(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
 	js := srv.JetStream(t)
-	natstest.ApplyStreams(t, js, streams.DefaultConfig())
-	nc := srv.Conn(t)
-	r, err := newRequests(nc, 5*time.Second)
+	ctx := context.Background()
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ROUTE", Subjects: []string{"route"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.stop()
+	nc := srv.Conn(t)
+	r, err := NewRequests(nc, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
 
 	const n = 500
 	seqs := make([]uint64, n)
@@ -63,9 +66,9 @@ func TestRequestsRouteEachAckToItsPublish(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			m := &nats.Msg{Subject: streams.RawSubject(EventMessageStatus), Data: []byte("MessageSid=SM" + strconv.Itoa(i)),
+			m := &nats.Msg{Subject: "route", Data: []byte("MessageSid=SM" + strconv.Itoa(i)),
 				Header: nats.Header{"Nats-Msg-Id": {"route-" + strconv.Itoa(i)}}}
-			resp, err := r.do(m)
+			resp, err := r.Do(m)
 			if err != nil {
 				errs[i] = err
 				return
@@ -80,11 +83,6 @@ func TestRequestsRouteEachAckToItsPublish(t *testing.T) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	stream, err := js.Stream(ctx, streams.StreamRaw)
-	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[uint64]bool{}
@@ -109,32 +107,37 @@ func TestRequestsRouteEachAckToItsPublish(t *testing.T) {
 }
 
 func parseAck(data []byte) (*jetstream.PubAck, error) {
-	if err := checkPubAck(data); err != nil {
-		return nil, err
+	var ack struct {
+		Error *jetstream.APIError `json:"error"`
+		jetstream.PubAck
 	}
-	var ack pubAckReply
-	if err := json.Unmarshal(data, &ack); err != nil || ack.PubAck == nil {
-		return nil, fmt.Errorf("ack %q: %v", data, err)
+	if err := json.Unmarshal(data, &ack); err != nil {
+		return nil, fmt.Errorf("ack %q: %w", data, err)
 	}
-	return ack.PubAck, nil
+	if ack.Error != nil || ack.Stream == "" {
+		return nil, fmt.Errorf("not an ack: %q", data)
+	}
+	return &ack.PubAck, nil
 }
 
-// Publishes that are ready together leave in few writes: what the requests
-// type is for. 64 handlers released at once, one CPU as in production
+// Publishes that are ready together leave in few writes: what Requests is
+// for. 64 handlers released at once, one CPU as in production
 // (the manifests' limit of 1).
 func TestRequestsGroupConcurrentPublishes(t *testing.T) {
 	// Not parallel: it sets GOMAXPROCS for the process.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	srv := natstest.Run(t)
 	js := srv.JetStream(t)
-	natstest.ApplyStreams(t, js, streams.DefaultConfig())
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "GROUP", Subjects: []string{"group"}}); err != nil {
+		t.Fatal(err)
+	}
 	d := &countingDialer{}
 	nc := srv.Conn(t, nats.SetCustomDialer(d))
-	r, err := newRequests(nc, 5*time.Second)
+	r, err := NewRequests(nc, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.stop()
+	defer r.Stop()
 	if err := nc.Flush(); err != nil { // the subscription is on the server
 		t.Fatal(err)
 	}
@@ -148,11 +151,11 @@ func TestRequestsGroupConcurrentPublishes(t *testing.T) {
 		for i := range handlers {
 			wg.Go(func() {
 				<-start
-				m := &nats.Msg{Subject: streams.RawSubject(EventMessageStatus), Data: []byte("x"),
+				m := &nats.Msg{Subject: "group", Data: []byte("x"),
 					Header: nats.Header{"Nats-Msg-Id": {fmt.Sprintf("group-%d-%d", round, i)}}}
-				resp, err := r.do(m)
+				resp, err := r.Do(m)
 				if err == nil {
-					err = checkPubAck(resp.Data)
+					_, err = parseAck(resp.Data)
 				}
 				errs[i] = err
 			})
@@ -190,14 +193,14 @@ func TestRequestsTimeOutAndDropLateReplies(t *testing.T) {
 	if err := answerer.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := newRequests(nc, 200*time.Millisecond)
+	r, err := NewRequests(nc, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.stop()
+	defer r.Stop()
 
 	start := time.Now()
-	if _, err := r.do(&nats.Msg{Subject: "slow", Data: []byte("first")}); !errors.Is(err, nats.ErrTimeout) {
+	if _, err := r.Do(&nats.Msg{Subject: "slow", Data: []byte("first")}); !errors.Is(err, nats.ErrTimeout) {
 		t.Fatalf("unanswered request: got %v, want %v", err, nats.ErrTimeout)
 	}
 	if took := time.Since(start); took < 200*time.Millisecond {
@@ -208,7 +211,7 @@ func TestRequestsTimeOutAndDropLateReplies(t *testing.T) {
 	// The next request gets its own answer, not the late one.
 	done := make(chan error, 1)
 	go func() {
-		resp, err := r.do(&nats.Msg{Subject: "slow", Data: []byte("second")})
+		resp, err := r.Do(&nats.Msg{Subject: "slow", Data: []byte("second")})
 		if err == nil && string(resp.Data) != "answer to second" {
 			err = fmt.Errorf("second request got %q", resp.Data)
 		}
@@ -232,18 +235,18 @@ func TestRequestsTimeOutAndDropLateReplies(t *testing.T) {
 }
 
 // With nothing on the subject, the request fails at once with
-// nats.ErrNoResponders, as RequestMsg does (publish then hands the message
-// to the library, which retries through a leader election).
+// nats.ErrNoResponders, as RequestMsg does (the ingester then hands the
+// message to the library, which retries through a leader election).
 func TestRequestsReportNoResponders(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
-	r, err := newRequests(srv.Conn(t), 5*time.Second)
+	r, err := NewRequests(srv.Conn(t), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.stop()
+	defer r.Stop()
 	start := time.Now()
-	if _, err := r.do(&nats.Msg{Subject: "nobody.here", Data: []byte("x")}); !errors.Is(err, nats.ErrNoResponders) {
+	if _, err := r.Do(&nats.Msg{Subject: "nobody.here", Data: []byte("x")}); !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("got %v, want %v", err, nats.ErrNoResponders)
 	}
 	if took := time.Since(start); took > 2*time.Second {
@@ -255,14 +258,14 @@ func TestRequestsReportNoResponders(t *testing.T) {
 func TestRequestsAfterStop(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
-	r, err := newRequests(srv.Conn(t), 5*time.Second)
+	r, err := NewRequests(srv.Conn(t), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.do(&nats.Msg{Subject: "x", Data: []byte("x")}); !errors.Is(err, errRequestsStopped) {
-		t.Fatalf("got %v, want %v", err, errRequestsStopped)
+	if _, err := r.Do(&nats.Msg{Subject: "x", Data: []byte("x")}); !errors.Is(err, ErrStopped) {
+		t.Fatalf("got %v, want %v", err, ErrStopped)
 	}
 }
