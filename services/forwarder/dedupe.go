@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/streams"
 )
 
@@ -47,7 +48,9 @@ import (
 type dedupe struct {
 	kv jetstream.KeyValue
 	js jetstream.JetStream
-	nc *nats.Conn // set when the bucket answers direct gets: isDelivered reads with one
+	// direct is set when the bucket answers direct gets: isDelivered reads
+	// with one, and the reads of handlers ready together leave in one write.
+	direct *natsconn.Requests
 }
 
 // readTimeout bounds a direct get, as jetstream's default API timeout
@@ -68,13 +71,13 @@ const directGetPrefix = "$JS.API.DIRECT.GET.KV_" + streams.BucketDedupe + "." + 
 // Those were half the read's CPU. A bucket without direct gets is read
 // with kv.Get. TestDirectReadAgreesWithKVGet holds both to the same answers.
 func (d *dedupe) isDelivered(ctx context.Context, key string) (bool, error) {
-	if d.nc == nil {
+	if d.direct == nil {
 		return d.isDeliveredKV(ctx, key)
 	}
 	if err := ctx.Err(); err != nil { // shutting down: the read is bounded by readTimeout alone
 		return false, fmt.Errorf("read %s: %w", key, err)
 	}
-	r, err := d.nc.Request(directGetPrefix+key, nil, readTimeout)
+	r, err := d.direct.Do(&nats.Msg{Subject: directGetPrefix + key})
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", key, err)
 	}

@@ -30,7 +30,7 @@ func TestDirectReadAgreesWithKVGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if direct.nc == nil {
+	if direct.direct == nil {
 		t.Fatal("the bucket streams.Apply makes is read through kv.Get, not directly")
 	}
 	viaKV := &dedupe{kv: direct.kv, js: direct.js}

@@ -169,7 +169,10 @@ func (s *Service) dedupeBucket(ctx context.Context) (*dedupe, error) {
 		}
 		d := &dedupe{kv: kv, js: s.js}
 		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo().Config.AllowDirect {
-			d.nc = s.nc // direct gets answered: read with one
+			// Direct gets answered: read with one.
+			if d.direct, err = natsconn.NewRequests(s.nc, readTimeout); err != nil {
+				return nil, fmt.Errorf("bind kv %s: %w", streams.BucketDedupe, err)
+			}
 		}
 		s.dd = d
 	}
@@ -325,6 +328,12 @@ func (s *Service) Run(ctx context.Context) error {
 	for range s.targets {
 		err = errors.Join(err, <-errs)
 	}
+	// The workers are done: no read waits.
+	s.ddMu.Lock()
+	if s.dd != nil && s.dd.direct != nil {
+		err = errors.Join(err, s.dd.direct.Stop())
+	}
+	s.ddMu.Unlock()
 	err = errors.Join(err, <-opsDone)
 	if s.ownsConn {
 		err = errors.Join(err, natsconn.Drain(s.nc, s.cfg.ShutdownGrace))
