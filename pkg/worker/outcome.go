@@ -62,10 +62,19 @@ type Outcome struct {
 	Err error
 	// Headers are added to the dead letter (e.g. the target's HTTP status).
 	Headers map[string]string
+	// BeforeAck, on an Ack, runs right before the ack is sent, on the
+	// connection's one acking goroutine (see AckAfter).
+	BeforeAck func()
 }
 
 // Ack acknowledges the message: its work is done for good.
 func Ack() Outcome { return Outcome{Kind: KindAck} }
+
+// AckAfter acknowledges the message after publish has run: for records that
+// must reach the server before the ack does (the forwarder's dedupe entry).
+// publish runs on the goroutine that sends the acks of the handlers done at
+// the same moment in one write, so it must not wait: publish asynchronously.
+func AckAfter(publish func()) Outcome { return Outcome{Kind: KindAck, BeforeAck: publish} }
 
 // Retry redelivers the message after the given delay (0: the schedule's
 // next step). On the last allowed delivery it is dead-lettered instead.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -119,6 +120,7 @@ type Worker struct {
 	cfg       Config
 	metrics   *metrics
 	watchOnce sync.Once
+	acks      *acks // while Run runs
 }
 
 // startWatcher runs WatchMaxDeliveries for the consumer when the Publisher
@@ -162,6 +164,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Stopped after the handlers (deferred calls run last first): every
+	// ack a handler's outcome asked for is sent.
+	w.acks = newAcks(w.cfg.Concurrency, w.metrics.acked)
+	defer w.acks.stop()
 	handlers := newPool(w.cfg.Concurrency)
 	defer handlers.close()
 	// Handlers get a context that outlives ctx: on shutdown, in-flight work
@@ -221,6 +227,90 @@ func (w *Worker) Run(ctx context.Context) error {
 		stop()
 		it.Stop()
 	}
+}
+
+// acks sends the worker's acks, those of the handlers done at the same
+// moment in one write, as natsconn.Requests does for requests: a handler's
+// own Ack would wake nats.go's flusher, which the Go scheduler runs before
+// the other handlers already runnable, so every ack (and the forwarder's
+// records before it) left in a write of its own, and the server read each
+// alone. One goroutine sends them instead, after yielding once
+// (runtime.Gosched) so the handlers runnable at that moment queue theirs.
+//
+// A plain ack, not DoubleAck: an ack that is lost means the message is
+// redelivered, and the handlers are idempotent (the events' Nats-Msg-Id,
+// the forwarder's dedupe bucket), so it costs a repeat only, while waiting
+// for a confirmation costs a round trip on every message (see
+// bench/results.md).
+type acks struct {
+	queue   chan ack
+	stopped chan struct{}
+	acked   prometheus.Counter
+}
+
+type ack struct {
+	m      jetstream.Msg
+	before func()
+	log    *zap.Logger
+}
+
+func newAcks(n int, acked prometheus.Counter) *acks {
+	a := &acks{queue: make(chan ack, n), stopped: make(chan struct{}), acked: acked}
+	go a.run()
+	return a
+}
+
+// send queues m's ack, after before (nil: none).
+func (a *acks) send(m jetstream.Msg, before func(), log *zap.Logger) {
+	a.queue <- ack{m: m, before: before, log: log}
+}
+
+func (a *acks) run() {
+	defer close(a.stopped)
+	group := make([]ack, 0, 64)
+	for first := range a.queue {
+		runtime.Gosched() // the handlers runnable now queue theirs too
+		group = append(group[:0], first)
+	more:
+		for len(group) < cap(group) {
+			select {
+			case next, ok := <-a.queue:
+				if !ok {
+					break more
+				}
+				group = append(group, next)
+			default:
+				break more
+			}
+		}
+		for _, x := range group {
+			a.one(x)
+		}
+		clear(group) // no message kept alive until the next group
+	}
+}
+
+// one runs x.before and acks x.m. A before that panics leaves the message
+// unacked: it is redelivered.
+func (a *acks) one(x ack) {
+	defer func() {
+		if r := recover(); r != nil {
+			x.log.Error("before ack: panic; not acked", zap.Any("panic", r), zap.Stack("stack"))
+		}
+	}()
+	if x.before != nil {
+		x.before()
+	}
+	if err := x.m.Ack(); err != nil {
+		x.log.Warn("ack not sent", zap.Error(err))
+	}
+	a.acked.Inc()
+}
+
+// stop sends the acks queued and returns; call it once no handler runs.
+func (a *acks) stop() {
+	close(a.queue)
+	<-a.stopped
 }
 
 // pool runs handlers on at most n long-lived goroutines. A goroutine per
@@ -536,15 +626,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, log *zap.Logger) (
 func (w *Worker) carryOut(ctx context.Context, m jetstream.Msg, meta *jetstream.MsgMetadata, out Outcome, log *zap.Logger) {
 	switch out.Kind {
 	case KindAck:
-		// A plain ack, not DoubleAck: an ack that is lost means the message
-		// is redelivered, and the handlers are idempotent (the events'
-		// Nats-Msg-Id, the forwarder's dedupe bucket), so it costs a repeat
-		// only, while waiting for a confirmation costs a round trip on every
-		// message (see bench/results.md).
-		if err := m.Ack(); err != nil {
-			log.Warn("ack not sent", zap.Error(err))
-		}
-		w.metrics.acked.Inc()
+		w.acks.send(m, out.BeforeAck, log)
 	case KindRetry:
 		d := out.After
 		if d <= 0 {

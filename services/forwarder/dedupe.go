@@ -24,10 +24,10 @@ import (
 // streams a write is a replicated raft commit, so the hot path costs one
 // write per event, not two); a delivered key is acked without a POST.
 //
-// The entry is published without waiting for its acknowledgement, in the
-// same write as the attempt record and the ack of the event (they leave in
-// that order on one connection, so the server stores the entry before it
-// sees the ack). Waiting would change nothing: an entry that could not be
+// The entry is published without waiting for its acknowledgement, with the
+// attempt record, right before the ack of the event (worker.AckAfter: they
+// leave in that order on one connection, so the server stores the entry
+// before it sees the ack). Waiting would change nothing: an entry that could not be
 // stored never held the ack back (the event was delivered); it is counted
 // (zen_forwarder_dedupe_records_failed_total) and logged when its
 // acknowledgement reports the failure.

@@ -232,8 +232,7 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 			s.metrics.dedupeHits.WithLabelValues(name).Inc()
 			attempt("duplicate").Inc()
 			att.Outcome = "duplicate"
-			s.recordAttempt(att)
-			return worker.Ack()
+			return worker.AckAfter(func() { s.recordAttempt(att) })
 		}
 
 		body, err := tw.deliv.body(m.Data())
@@ -258,10 +257,16 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		last := int(meta.NumDelivered) >= s.cfg.Consumer.MaxDeliver
 		switch {
 		case out.Kind == worker.KindAck:
+			// The entry, the record and the ack leave in that order, with
+			// those of the other handlers done at the same moment.
 			att.Outcome = "delivered"
-			if err := dd.markDelivered(kvKey, seq, s.cfg.Now()); err != nil {
-				s.dedupeRecordFailed(kvKey, err)
+			out.BeforeAck = func() {
+				if err := dd.markDelivered(kvKey, seq, s.cfg.Now()); err != nil {
+					s.dedupeRecordFailed(kvKey, err)
+				}
+				s.recordAttempt(att)
 			}
+			return out
 		case out.Kind == worker.KindDeadLetter || last:
 			att.Outcome = "dead_letter"
 			s.metrics.deadLetters.WithLabelValues(name, out.Reason).Inc()
