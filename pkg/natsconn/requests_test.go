@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,29 +16,6 @@ import (
 
 	"github.com/zen-twilio/zen/pkg/natstest"
 )
-
-// countingDialer dials real TCP connections and counts the writes on them.
-type countingDialer struct {
-	writes atomic.Int64
-}
-
-func (d *countingDialer) Dial(network, address string) (net.Conn, error) {
-	c, err := net.Dial(network, address)
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: c, writes: &d.writes}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c *countingConn) Write(b []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(b)
-}
 
 // Concurrent publishes each get their own ack, and each ack names the
 // message that publish stored: the replies are routed to the right request.
@@ -131,7 +106,7 @@ func TestRequestsGroupConcurrentPublishes(t *testing.T) {
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "GROUP", Subjects: []string{"group"}}); err != nil {
 		t.Fatal(err)
 	}
-	d := &countingDialer{}
+	d := &natstest.WriteCounter{}
 	nc := srv.Conn(t, nats.SetCustomDialer(d))
 	r, err := NewRequests(nc, 5*time.Second)
 	if err != nil {
@@ -161,10 +136,10 @@ func TestRequestsGroupConcurrentPublishes(t *testing.T) {
 			})
 		}
 		time.Sleep(10 * time.Millisecond) // every handler waits on start
-		w0 := d.writes.Load()
+		w0 := d.Writes()
 		close(start)
 		wg.Wait()
-		writes += d.writes.Load() - w0
+		writes += d.Writes() - w0
 		total += handlers
 		if err := errors.Join(errs...); err != nil {
 			t.Fatal(err)

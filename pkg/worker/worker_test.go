@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 // TWILIO_RAW and a helper to run a worker over it.
 type env struct {
 	t   *testing.T
+	srv *natstest.Server
 	js  jetstream.JetStream
 	ctx context.Context
 }
@@ -35,7 +37,7 @@ func newEnv(t *testing.T) *env {
 	natstest.ApplyStreams(t, js, streams.DefaultConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	return &env{t: t, js: js, ctx: ctx}
+	return &env{t: t, srv: srv, js: js, ctx: ctx}
 }
 
 func (e *env) consumer(maxDeliver int) func(context.Context) (jetstream.Consumer, error) {
@@ -648,5 +650,137 @@ func TestStopFinishesInFlightBatches(t *testing.T) {
 	}
 	if ap, np := e.pending(); ap != 0 || np != 0 {
 		t.Errorf("after stop: ack pending %d, pending %d; want all acked", ap, np)
+	}
+}
+
+// AckAfter's publish reaches the server before the message's ack (the
+// forwarder's dedupe entry must be stored before its event is acked): a
+// subscriber to both sees each message's record first, then its ack.
+func TestAckAfterPublishesBeforeTheAck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	nc := e.js.Conn()
+	watch := make(chan *nats.Msg, 1000)
+	for _, subj := range []string{"before.>", "$JS.ACK." + streams.StreamRaw + ".test.>"} {
+		sub, err := nc.ChanSubscribe(subj, watch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	e.publish(n)
+	e.run(worker.Config{MaxDeliver: 3, Handler: func(_ context.Context, m jetstream.Msg) worker.Outcome {
+		meta, err := m.Metadata()
+		if err != nil {
+			return worker.Retry(0, "meta", err)
+		}
+		seq := meta.Sequence.Stream
+		return worker.AckAfter(func() {
+			if err := nc.Publish(fmt.Sprintf("before.%d", seq), nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}})
+	recorded := map[uint64]bool{}
+	acked := 0
+	timeout := time.After(20 * time.Second)
+	for acked < n {
+		select {
+		case m := <-watch:
+			if seq, ok := strings.CutPrefix(m.Subject, "before."); ok {
+				var s uint64
+				fmt.Sscan(seq, &s)
+				recorded[s] = true
+				continue
+			}
+			// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.…
+			tok := strings.Split(m.Subject, ".")
+			var s uint64
+			fmt.Sscan(tok[5], &s)
+			if !recorded[s] {
+				t.Fatalf("message %d was acked before its record was published", s)
+			}
+			acked++
+		case <-timeout:
+			t.Fatalf("%d of %d acks seen", acked, n)
+		}
+	}
+}
+
+// A BeforeAck that panics leaves its message unacked: it is redelivered,
+// not lost, and the worker goes on.
+func TestAckAfterPanicIsRedelivered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publish(1)
+	var calls atomic.Int64
+	e.run(worker.Config{MaxDeliver: 5, Handler: func(context.Context, jetstream.Msg) worker.Outcome {
+		if calls.Add(1) == 1 {
+			return worker.AckAfter(func() { panic("boom") })
+		}
+		return worker.Ack()
+	}})
+	natstest.CheckFor(t, 15*time.Second, func() error {
+		if ap, np := e.pending(); calls.Load() < 2 || ap != 0 || np != 0 {
+			return fmt.Errorf("calls %d, ack pending %d, pending %d", calls.Load(), ap, np)
+		}
+		return nil
+	})
+}
+
+// The acks of handlers done at the same moment leave in a few writes, not
+// one each: what the worker's acking goroutine is for. One CPU, as in
+// production (the manifests' limit of 1).
+func TestAcksOfHandlersDoneTogetherShareWrites(t *testing.T) {
+	// Not parallel: it sets GOMAXPROCS for the process.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	e := newEnv(t)
+	const n = 64
+	e.publish(n)
+	d := &natstest.WriteCounter{}
+	wjs, err := jetstream.New(e.srv.Conn(t, nats.SetCustomDialer(d)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waiting sync.WaitGroup
+	waiting.Add(n)
+	release := make(chan struct{})
+	cfg := worker.Config{Stage: "test", MaxDeliver: 3, Concurrency: n, Publisher: wjs,
+		DLQSubject: func(r string) string { return streams.DLQSubject("test", r) },
+		Consumer: func(ctx context.Context) (jetstream.Consumer, error) {
+			return wjs.CreateOrUpdateConsumer(ctx, streams.StreamRaw, jetstream.ConsumerConfig{
+				Durable: "test", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+				MaxDeliver: 3, FilterSubject: "twilio.raw.>"})
+		},
+		Handler: func(context.Context, jetstream.Msg) worker.Outcome {
+			waiting.Done()
+			<-release
+			return worker.Ack()
+		}}
+	w, err := worker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waiting.Wait()
+	w0 := d.Writes()
+	close(release)
+	natstest.CheckFor(t, 10*time.Second, func() error {
+		if ap, np := e.pending(); ap != 0 || np != 0 {
+			return fmt.Errorf("ack pending %d, pending %d", ap, np)
+		}
+		return nil
+	})
+	writes := d.Writes() - w0
+	t.Logf("%d acks in %d writes", n, writes)
+	if writes*4 > n {
+		t.Fatalf("%d acks took %d writes: fewer than 4 acks per write", n, writes)
 	}
 }
