@@ -27,10 +27,10 @@ import (
 // The entry is published without waiting for its acknowledgement, with the
 // attempt record, right before the ack of the event (worker.AckAfter: they
 // leave in that order on one connection, so the server stores the entry
-// before it sees the ack). Waiting would change nothing: an entry that could not be
-// stored never held the ack back (the event was delivered); it is counted
-// (zen_forwarder_dedupe_records_failed_total) and logged when its
-// acknowledgement reports the failure.
+// before it sees the ack). Waiting would change nothing: an entry that
+// could not be stored never held the ack back (the event was delivered); it
+// is counted (zen_forwarder_dedupe_records_failed_total) and logged when
+// its acknowledgement reports the failure.
 //
 // Where a duplicate can still reach the target, and only there:
 //   - a forwarder that dies after the target's 2xx but before writing the
