@@ -104,7 +104,7 @@ func (r *Requests) Do(m *nats.Msg) (*nats.Msg, error) {
 		return res.m, res.err
 	case <-t.C:
 		r.mu.Lock()
-		req.gone = true // not sent yet: it never will be
+		req.gone = true // if not sent yet, it never will be
 		delete(r.waiting, req.token)
 		r.mu.Unlock()
 		return nil, nats.ErrTimeout

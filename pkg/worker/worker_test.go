@@ -41,8 +41,14 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) consumer(maxDeliver int) func(context.Context) (jetstream.Consumer, error) {
+	return e.consumerOn(e.js, maxDeliver)
+}
+
+// consumerOn is consumer read through js (its connection receives the
+// messages and sends the acks).
+func (e *env) consumerOn(js jetstream.JetStream, maxDeliver int) func(context.Context) (jetstream.Consumer, error) {
 	return func(ctx context.Context) (jetstream.Consumer, error) {
-		return e.js.CreateOrUpdateConsumer(ctx, streams.StreamRaw, jetstream.ConsumerConfig{
+		return js.CreateOrUpdateConsumer(ctx, streams.StreamRaw, jetstream.ConsumerConfig{
 			Durable: "test", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 3 * time.Second,
 			MaxDeliver: maxDeliver, FilterSubject: "twilio.raw.>",
 		})
@@ -749,26 +755,12 @@ func TestAcksOfHandlersDoneTogetherShareWrites(t *testing.T) {
 	var waiting sync.WaitGroup
 	waiting.Add(n)
 	release := make(chan struct{})
-	cfg := worker.Config{Stage: "test", MaxDeliver: 3, Concurrency: n, Publisher: wjs,
-		DLQSubject: func(r string) string { return streams.DLQSubject("test", r) },
-		Consumer: func(ctx context.Context) (jetstream.Consumer, error) {
-			return wjs.CreateOrUpdateConsumer(ctx, streams.StreamRaw, jetstream.ConsumerConfig{
-				Durable: "test", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-				MaxDeliver: 3, FilterSubject: "twilio.raw.>"})
-		},
+	e.run(worker.Config{MaxDeliver: 3, Concurrency: n, Consumer: e.consumerOn(wjs, 3),
 		Handler: func(context.Context, jetstream.Msg) worker.Outcome {
 			waiting.Done()
 			<-release
 			return worker.Ack()
-		}}
-	w, err := worker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+		}})
 	waiting.Wait()
 	w0 := d.Writes()
 	close(release)
