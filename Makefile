@@ -88,7 +88,7 @@ fuzz:
 	$(GO) test ./pkg/transform -run '^$$' -fuzz FuzzTransform -fuzztime $(FUZZTIME)
 	$(GO) test ./services/ingester -run '^$$' -fuzz FuzzResolve -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/zen -run '^$$' -fuzz FuzzAppendJSON -fuzztime $(FUZZTIME)
-	$(GO) test ./services/ingester -run '^$$' -fuzz FuzzIsPubAck -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/natsconn -run '^$$' -fuzz FuzzPubAck -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/webform -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 .PHONY: fuzz
 

@@ -74,8 +74,9 @@ func Ack() Outcome { return Outcome{Kind: KindAck} }
 // must reach the server before the ack does (the forwarder's dedupe entry).
 // publish runs on the goroutine that sends the acks of the handlers done at
 // the same moment in one write, so it must not wait: publish asynchronously
-// (jetstream's PublishMsgAsync waits only while its acks are stalled, and
-// then every handler would wait too).
+// (natsconn.Requests.PublishAsync, like jetstream's PublishMsgAsync, waits
+// only while too many acks are outstanding, and then every handler would
+// wait too).
 func AckAfter(publish func()) Outcome { return Outcome{Kind: KindAck, BeforeAck: publish} }
 
 // Retry redelivers the message after the given delay (0: the schedule's

@@ -41,7 +41,14 @@ func (s *Service) recordAttempt(a Attempt) {
 	m.Data = b
 	m.Header.Set(zen.HeaderDedupeKey, a.DedupeKey)
 	m.Header.Set("Zen-Outcome", a.Outcome)
-	if _, err := s.js.PublishMsgAsync(m); err != nil {
+	if err := s.requests.PublishAsync(m, s.recordStored); err != nil {
+		s.metrics.recordsFailed.Inc()
+	}
+}
+
+// recordStored counts an attempt record the stream did not store.
+func (s *Service) recordStored(_ bool, err error) {
+	if err != nil {
 		s.metrics.recordsFailed.Inc()
 	}
 }

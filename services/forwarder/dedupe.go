@@ -47,15 +47,17 @@ import (
 // second copy; `make e2e` counts and explains each one.
 type dedupe struct {
 	kv jetstream.KeyValue
-	js jetstream.JetStream
+	// requests writes the entries; with direct, it reads them too, and the
+	// reads of handlers ready together leave in one write.
+	requests *natsconn.Requests
 	// direct is set when the bucket answers direct gets: isDelivered reads
-	// with one, and the reads of handlers ready together leave in one write.
-	direct *natsconn.Requests
+	// with one.
+	direct bool
 }
 
-// readTimeout bounds a direct get, as jetstream's default API timeout
-// bounds kv.Get.
-const readTimeout = 5 * time.Second
+// natsTimeout bounds a direct get, as jetstream's default API timeout
+// bounds kv.Get, and the wait for an entry's or a record's acknowledgement.
+const natsTimeout = 5 * time.Second
 
 // directGetPrefix is the direct get of a key's last entry in the bucket
 // (what kv.Get requests when the bucket allows direct gets).
@@ -71,13 +73,13 @@ const directGetPrefix = "$JS.API.DIRECT.GET.KV_" + streams.BucketDedupe + "." + 
 // Those were half the read's CPU. A bucket without direct gets is read
 // with kv.Get. TestDirectReadAgreesWithKVGet holds both to the same answers.
 func (d *dedupe) isDelivered(ctx context.Context, key string) (bool, error) {
-	if d.direct == nil {
+	if !d.direct {
 		return d.isDeliveredKV(ctx, key)
 	}
-	if err := ctx.Err(); err != nil { // shutting down: the read is bounded by readTimeout alone
+	if err := ctx.Err(); err != nil { // shutting down: the read is bounded by natsTimeout alone
 		return false, fmt.Errorf("read %s: %w", key, err)
 	}
-	r, err := d.direct.Do(&nats.Msg{Subject: directGetPrefix + key})
+	r, err := d.requests.Do(&nats.Msg{Subject: directGetPrefix + key})
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", key, err)
 	}
@@ -109,25 +111,15 @@ func (d *dedupe) isDeliveredKV(ctx context.Context, key string) (bool, error) {
 }
 
 // markDelivered records that message seq delivered key; it does not wait
-// for the acknowledgement (see above). The error is a publish that could not
-// even be sent.
-func (d *dedupe) markDelivered(key string, seq uint64, at time.Time) error {
+// for the acknowledgement (see above): done gets it. The error is a publish
+// that could not even be sent (done is then not called).
+func (d *dedupe) markDelivered(key string, seq uint64, at time.Time, done func(duplicate bool, err error)) error {
 	m := nats.NewMsg(dedupeSubjectPrefix + key)
 	m.Data = fmt.Appendf(nil, "delivered:%d:%d", seq, at.UnixMilli())
-	_, err := d.js.PublishMsgAsync(m)
-	return err
+	return d.requests.PublishAsync(m, done)
 }
 
 // dedupeSubjectPrefix is where the bucket stores a key: what
 // jetstream.KeyValue.Put publishes to (the services use no JetStream domain
 // or API prefix).
 const dedupeSubjectPrefix = "$KV." + streams.BucketDedupe + "."
-
-// dedupeKeyOf returns the bucket key of an entry's subject ("" for any other
-// subject).
-func dedupeKeyOf(subject string) string {
-	if key, ok := strings.CutPrefix(subject, dedupeSubjectPrefix); ok {
-		return key
-	}
-	return ""
-}

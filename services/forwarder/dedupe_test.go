@@ -5,11 +5,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/natstest"
 	"github.com/zen-twilio/zen/pkg/streams"
 )
+
+// readingService is a Service that can bind the dedupe bucket (nothing
+// else of it is set up).
+func readingService(tb testing.TB, nc *nats.Conn, js jetstream.JetStream) *Service {
+	r, err := natsconn.NewRequests(nc, natsTimeout)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := r.Stop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return &Service{nc: nc, js: js, requests: r}
+}
 
 // The direct read answers as kv.Get does for every state a key can be in,
 // against a real bucket made as the streams job makes it; and that bucket
@@ -25,15 +42,14 @@ func TestDirectReadAgreesWithKVGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{nc: nc, js: sjs}
-	direct, err := s.dedupeBucket(ctx)
+	direct, err := readingService(t, nc, sjs).dedupeBucket(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if direct.direct == nil {
+	if !direct.direct {
 		t.Fatal("the bucket streams.Apply makes is read through kv.Get, not directly")
 	}
-	viaKV := &dedupe{kv: direct.kv, js: direct.js}
+	viaKV := &dedupe{kv: direct.kv, requests: direct.requests}
 	kv := direct.kv
 
 	key := func(s string) string {
@@ -47,15 +63,11 @@ func TestDirectReadAgreesWithKVGet(t *testing.T) {
 		{"never written", func(string) error { return nil }, false},
 		{"delivered", func(k string) error { _, err := kv.PutString(ctx, k, "delivered:7:1700000000000"); return err }, true},
 		{"written by markDelivered", func(k string) error {
-			if err := direct.markDelivered(k, 9, time.Now()); err != nil {
+			stored := make(chan error, 1)
+			if err := direct.markDelivered(k, 9, time.Now(), func(_ bool, err error) { stored <- err }); err != nil {
 				return err
 			}
-			select {
-			case <-sjs.PublishAsyncComplete():
-				return nil
-			case <-time.After(5 * time.Second):
-				return context.DeadlineExceeded
-			}
+			return <-stored
 		}, true},
 		{"older scheme", func(k string) error { _, err := kv.PutString(ctx, k, "pending:5"); return err }, false},
 		{"empty value", func(k string) error { _, err := kv.PutString(ctx, k, ""); return err }, false},
@@ -116,7 +128,7 @@ func BenchmarkDedupeRead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	direct, err := (&Service{nc: nc, js: sjs}).dedupeBucket(context.Background())
+	direct, err := readingService(b, nc, sjs).dedupeBucket(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -127,7 +139,7 @@ func BenchmarkDedupeRead(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		d    *dedupe
-	}{{"kv.Get", &dedupe{kv: direct.kv, js: direct.js}}, {"direct", direct}} {
+	}{{"kv.Get", &dedupe{kv: direct.kv, requests: direct.requests}}, {"direct", direct}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := natstest.ProcessCPU(b)

@@ -38,6 +38,9 @@ type Service struct {
 	nc       *nats.Conn
 	ownsConn bool
 	js       jetstream.JetStream
+	// requests carries the dedupe reads and, without waiting, the dedupe
+	// entries and attempt records.
+	requests *natsconn.Requests
 	ops      *httpserve.Ops
 	ln       net.Listener
 	metrics  *metrics
@@ -86,7 +89,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	s.ops = httpserve.NewOps(s.ready)
 	s.metrics = newMetrics(s.ops.Registry)
-	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncErrHandler(s.asyncPublishFailed)); err != nil {
+	if s.js, err = jetstream.New(s.nc); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.requests, err = natsconn.NewRequests(s.nc, natsTimeout); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -167,12 +174,9 @@ func (s *Service) dedupeBucket(ctx context.Context) (*dedupe, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bind kv %s: %w", streams.BucketDedupe, err)
 		}
-		d := &dedupe{kv: kv, js: s.js}
+		d := &dedupe{kv: kv, requests: s.requests}
 		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo().Config.AllowDirect {
-			// Direct gets answered: read with one.
-			if d.direct, err = natsconn.NewRequests(s.nc, readTimeout); err != nil {
-				return nil, fmt.Errorf("bind kv %s: %w", streams.BucketDedupe, err)
-			}
+			d.direct = true // direct gets answered: read with one
 		}
 		s.dd = d
 	}
@@ -261,7 +265,12 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 			// those of the other handlers done at the same moment.
 			att.Outcome = "delivered"
 			out.BeforeAck = func() {
-				if err := dd.markDelivered(kvKey, seq, s.cfg.Now()); err != nil {
+				entryStored := func(_ bool, err error) {
+					if err != nil {
+						s.dedupeRecordFailed(kvKey, err)
+					}
+				}
+				if err := dd.markDelivered(kvKey, seq, s.cfg.Now(), entryStored); err != nil {
 					s.dedupeRecordFailed(kvKey, err)
 				}
 				s.recordAttempt(att)
@@ -276,16 +285,6 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		s.recordAttempt(att)
 		return out
 	}
-}
-
-// asyncPublishFailed counts a record whose publish was not acknowledged: a
-// dedupe entry or an attempt record.
-func (s *Service) asyncPublishFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
-	if key := dedupeKeyOf(m.Subject); key != "" {
-		s.dedupeRecordFailed(key, err)
-		return
-	}
-	s.metrics.recordsFailed.Inc()
 }
 
 // dedupeRecordFailed: the event was delivered all the same, and acked. Only
@@ -333,12 +332,9 @@ func (s *Service) Run(ctx context.Context) error {
 	for range s.targets {
 		err = errors.Join(err, <-errs)
 	}
-	// The workers are done: no read waits.
-	s.ddMu.Lock()
-	if s.dd != nil && s.dd.direct != nil {
-		err = errors.Join(err, s.dd.direct.Stop())
-	}
-	s.ddMu.Unlock()
+	// The workers are done: no read waits, and the last entries and records
+	// get their acknowledgements (or are counted as failed).
+	err = errors.Join(err, s.requests.Stop())
 	err = errors.Join(err, <-opsDone)
 	if s.ownsConn {
 		err = errors.Join(err, natsconn.Drain(s.nc, s.cfg.ShutdownGrace))
@@ -348,6 +344,9 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) close() {
+	if s.requests != nil {
+		_ = s.requests.Stop()
+	}
 	if s.ownsConn {
 		s.nc.Close()
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -17,16 +16,11 @@ import (
 func TestUnacknowledgedRecordsAreCounted(t *testing.T) {
 	s := &Service{log: zap.NewNop(), metrics: newMetrics(prometheus.NewRegistry())}
 	key := streams.KVKey("communications-warehouse", "tw-SM1.message.status.sent")
-	if got := dedupeKeyOf(dedupeSubjectPrefix + key); got != key {
-		t.Fatalf("dedupeKeyOf = %q, want %q", got, key)
-	}
-	if got := dedupeKeyOf(streams.AttemptsSubject("communications-warehouse")); got != "" {
-		t.Fatalf("dedupeKeyOf(attempts subject) = %q, want empty", got)
-	}
 	failed := errors.New("no quorum")
-	s.asyncPublishFailed(nil, nats.NewMsg(dedupeSubjectPrefix+key), failed)
-	s.asyncPublishFailed(nil, nats.NewMsg(streams.AttemptsSubject("communications-warehouse")), failed)
-	s.asyncPublishFailed(nil, nats.NewMsg(streams.AttemptsSubject("communications-warehouse")), failed)
+	s.dedupeRecordFailed(key, failed)
+	s.recordStored(false, failed)
+	s.recordStored(false, failed)
+	s.recordStored(false, nil)
 	if got := testutil.ToFloat64(s.metrics.dedupeRecordsFailed); got != 1 {
 		t.Errorf("dedupe records failed = %v, want 1", got)
 	}

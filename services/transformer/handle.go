@@ -30,59 +30,68 @@ const ReasonPublish = "publish_failed"
 func (s *Service) handleBatch(ctx context.Context, msgs []jetstream.Msg) []worker.Outcome {
 	outs := make([]worker.Outcome, len(msgs))
 	type pending struct {
-		i       int
-		rawSeq  uint64
-		event   string
-		types   []string
-		futures []jetstream.PubAckFuture
-		err     error
+		i     int
+		p     prepared
+		acked int     // events stored
+		errs  []error // why the others were not
+		types []string
 	}
 	var waiting []*pending
+	events := 0
 	for i, m := range msgs {
 		p, out, ok := s.prepare(ctx, m)
 		if !ok {
 			outs[i] = out
 			continue
 		}
-		w := &pending{i: i, rawSeq: p.rawSeq, event: p.event}
-		for _, em := range p.events {
-			f, err := s.js.PublishMsgAsync(em)
-			if err != nil {
-				w.err = err
-				break
-			}
-			w.futures = append(w.futures, f)
-			w.types = append(w.types, em.Header.Get(zen.HeaderEventType))
-		}
-		waiting = append(waiting, w)
+		waiting = append(waiting, &pending{i: i, p: p})
+		events += len(p.events)
 	}
 	if len(waiting) == 0 {
 		return outs
 	}
+	type ack struct {
+		w   *pending
+		dup bool
+		err error
+	}
+	acks := make(chan ack, events) // a callback never blocks
+	sent := 0
+	for _, w := range waiting {
+		for _, em := range w.p.events {
+			if err := s.requests.PublishAsync(em, func(dup bool, err error) { acks <- ack{w, dup, err} }); err != nil {
+				w.errs = append(w.errs, err)
+				break
+			}
+			sent++
+			w.types = append(w.types, em.Header.Get(zen.HeaderEventType))
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	for _, w := range waiting {
-		var errs []error
-		if w.err != nil {
-			errs = append(errs, w.err)
-		}
-	futures:
-		for _, f := range w.futures {
-			select {
-			case ack := <-f.Ok():
-				if ack.Duplicate {
-					s.metrics.duplicates.Inc()
-				}
-			case err := <-f.Err():
-				errs = append(errs, err)
-			case <-ctx.Done():
-				errs = append(errs, ctx.Err())
-				break futures
+collect:
+	for range sent {
+		select {
+		case a := <-acks:
+			if a.err != nil {
+				a.w.errs = append(a.w.errs, a.err)
+				continue
 			}
+			if a.dup {
+				s.metrics.duplicates.Inc()
+			}
+			a.w.acked++
+		case <-ctx.Done():
+			break collect
 		}
-		if err := errors.Join(errs...); err != nil {
-			s.log.Warn("event publish not acknowledged; will retry", zap.Uint64("raw_seq", w.rawSeq), zap.Error(err))
-			s.metrics.events.WithLabelValues(w.event, "retry").Inc()
+	}
+	for _, w := range waiting {
+		if w.acked < len(w.p.events) && len(w.errs) == 0 {
+			w.errs = append(w.errs, ctx.Err()) // acks still awaited
+		}
+		if err := errors.Join(w.errs...); err != nil {
+			s.log.Warn("event publish not acknowledged; will retry", zap.Uint64("raw_seq", w.p.rawSeq), zap.Error(err))
+			s.metrics.events.WithLabelValues(w.p.event, "retry").Inc()
 			outs[w.i] = worker.Retry(0, ReasonPublish, err)
 			continue
 		}

@@ -33,6 +33,7 @@ type Service struct {
 	nc       *nats.Conn
 	ownsConn bool
 	js       jetstream.JetStream
+	requests *natsconn.Requests // the events' publishes
 	engine   *transform.Engine
 	worker   *worker.Worker
 	ops      *httpserve.Ops
@@ -76,6 +77,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		s.nc, s.ownsConn = nc, true
 	}
 	if s.js, err = jetstream.New(s.nc); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.requests, err = natsconn.NewRequests(s.nc, cfg.PublishTimeout); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -154,6 +159,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info("transformer consuming", zap.String("stream", streams.StreamRaw), zap.String("consumer", streams.ConsumerTransformer), zap.Int("concurrency", s.cfg.Concurrency))
 	err := s.worker.Run(ctx)
+	err = errors.Join(err, s.requests.Stop()) // no batch waits for an ack
 	err = errors.Join(err, <-opsDone)
 	if s.ownsConn {
 		err = errors.Join(err, natsconn.Drain(s.nc, s.cfg.ShutdownGrace))
@@ -163,6 +169,9 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) close() {
+	if s.requests != nil {
+		_ = s.requests.Stop()
+	}
 	if s.ownsConn {
 		s.nc.Close()
 	}
