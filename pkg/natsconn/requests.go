@@ -106,7 +106,7 @@ func NewRequests(nc *nats.Conn, timeout time.Duration) (*Requests, error) {
 	}
 	r.sub = sub
 	go r.send()
-	go r.sweep()
+	go r.sweep(nc.StatusChanged(nats.RECONNECTING, nats.CLOSED))
 	return r, nil
 }
 
@@ -245,7 +245,8 @@ func (r *Requests) reply(m *nats.Msg) {
 // Send sends m as a request at once, from the calling goroutine: it goes
 // out before anything the caller writes on the connection after it. It sets
 // m.Reply. done is called once, with the reply, or with nats.ErrTimeout,
-// nats.ErrNoResponders (after SendRetries) or ErrStopped; it runs on the
+// nats.ErrNoResponders (after SendRetries), nats.ErrDisconnected (the
+// connection was lost before the reply came) or ErrStopped; it runs on the
 // replies' goroutine (or the one timing requests out) and must not block.
 // When Send returns an error, done is not called.
 func (r *Requests) Send(m *nats.Msg, done func(*nats.Msg, error)) error {
@@ -348,15 +349,24 @@ func (r *Requests) finish(req *request, m *nats.Msg, err error) {
 }
 
 // sweep times out the Sends whose replies are late, a few times per
-// timeout.
-func (r *Requests) sweep() {
+// timeout, and fails those awaiting a reply when the connection is lost
+// (their replies are lost with it), as jetstream's PublishMsgAsync does.
+func (r *Requests) sweep(lost chan nats.Status) {
 	defer close(r.swept)
+	defer r.nc.RemoveStatusListener(lost) // the channel given, though lost may be nil by then
 	t := time.NewTicker(min(max(r.timeout/4, 10*time.Millisecond), time.Second))
 	defer t.Stop()
+	all := func(*request) bool { return true }
 	for {
 		select {
 		case now := <-t.C:
 			r.expire(func(req *request) bool { return now.After(req.deadline) }, nats.ErrTimeout)
+		case _, ok := <-lost:
+			if !ok {
+				lost = nil // closed: no more news
+				continue
+			}
+			r.expire(all, nats.ErrDisconnected)
 		case <-r.sweepQuit:
 			return
 		}

@@ -402,3 +402,64 @@ func BenchmarkPublishAsync(b *testing.B) {
 		})
 	}
 }
+
+// A lost connection loses the replies awaited on it: their Sends fail with
+// nats.ErrDisconnected at once, not after the timeout, and give their slots
+// back; Sends after the reconnection get their replies.
+func TestSendFailsWhenTheConnectionIsLost(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	answerer := srv.Conn(t)
+	var answer sync.Map // the subjects answered
+	sub, err := answerer.Subscribe("ask.*", func(m *nats.Msg) {
+		if _, ok := answer.Load(m.Subject); ok {
+			_ = m.Respond([]byte("answer"))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := answerer.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRequests(srv.Conn(t), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	fn, ch := collect(t)
+	if err := r.Send(&nats.Msg{Subject: "ask.unanswered"}, fn); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	srv.Restart(t)
+	select {
+	case a := <-ch:
+		if !errors.Is(a.err, nats.ErrDisconnected) {
+			t.Fatalf("got %v, want %v", a.err, nats.ErrDisconnected)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a Send awaiting its reply when the connection was lost still waits")
+	}
+	t.Logf("failed %s after the restart began", time.Since(start).Round(time.Millisecond))
+	if slots, waiting := pendingOf(r); slots != 0 || waiting != 0 {
+		t.Fatalf("after the loss: %d slots held, %d requests waiting", slots, waiting)
+	}
+
+	answer.Store("ask.later", true)
+	natstest.CheckFor(t, 30*time.Second, func() error {
+		fn, ch := collect(t)
+		if err := r.Send(&nats.Msg{Subject: "ask.later"}, fn); err != nil {
+			return err
+		}
+		a := <-ch
+		if a.err != nil {
+			return a.err
+		}
+		if string(a.m.Data) != "answer" {
+			return errors.New("wrong answer " + string(a.m.Data))
+		}
+		return nil
+	})
+}
