@@ -159,15 +159,7 @@ func TestRequestsTimeOutAndDropLateReplies(t *testing.T) {
 	srv := natstest.Run(t)
 	nc := srv.Conn(t)
 	held := make(chan *nats.Msg, 1)
-	answerer := srv.Conn(t)
-	sub, err := answerer.Subscribe("slow", func(m *nats.Msg) { held <- m })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := answerer.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	answerOn(t, srv, "slow", func(m *nats.Msg) { held <- m })
 	r, err := NewRequests(nc, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)

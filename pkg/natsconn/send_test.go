@@ -34,6 +34,21 @@ func collect(t *testing.T) (func(*nats.Msg, error), chan answer) {
 	}, ch
 }
 
+// answerOn subscribes handler to subject on a connection of its own, ready
+// when it returns, unsubscribed at cleanup.
+func answerOn(t *testing.T, srv *natstest.Server, subject string, handler nats.MsgHandler) {
+	t.Helper()
+	nc := srv.Conn(t)
+	sub, err := nc.Subscribe(subject, handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // pendingOf is how many Sends still hold a slot and a place among the
 // waiting requests.
 func pendingOf(r *Requests) (slots, waiting int) {
@@ -109,21 +124,13 @@ func TestSendRoutesEachAckToItsPublish(t *testing.T) {
 func TestSendLeavesBeforeTheCallersNextWrite(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
-	watcher := srv.Conn(t)
 	seen := make(chan string, 200)
-	sub, err := watcher.Subscribe("order.>", func(m *nats.Msg) {
+	answerOn(t, srv, "order.>", func(m *nats.Msg) {
 		if m.Subject == "order.record" {
 			_ = m.Respond([]byte("ok"))
 		}
 		seen <- m.Subject + " " + string(m.Data)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := watcher.Flush(); err != nil {
-		t.Fatal(err)
-	}
 	nc := srv.Conn(t)
 	r, err := NewRequests(nc, 5*time.Second)
 	if err != nil {
@@ -155,15 +162,7 @@ func TestSendTimesOut(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
 	held := make(chan *nats.Msg, 1)
-	answerer := srv.Conn(t)
-	sub, err := answerer.Subscribe("slow", func(m *nats.Msg) { held <- m })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := answerer.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	answerOn(t, srv, "slow", func(m *nats.Msg) { held <- m })
 	r, err := NewRequests(srv.Conn(t), 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -235,15 +234,7 @@ func TestSendRetriesNoResponders(t *testing.T) {
 func TestSendBoundsThePending(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
-	answerer := srv.Conn(t)
-	sub, err := answerer.Subscribe("silent", func(*nats.Msg) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := answerer.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	answerOn(t, srv, "silent", func(*nats.Msg) {})
 	// Long enough that none times out before the last is sent.
 	r, err := NewRequests(srv.Conn(t), 2*time.Second)
 	if err != nil {
@@ -274,21 +265,10 @@ func TestSendBoundsThePending(t *testing.T) {
 func TestStopWaitsForSends(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
-	answerer := srv.Conn(t)
-	for subj, delay := range map[string]time.Duration{"soon": 50 * time.Millisecond, "never": -1} {
-		sub, err := answerer.Subscribe(subj, func(m *nats.Msg) {
-			if delay >= 0 {
-				time.AfterFunc(delay, func() { _ = m.Respond([]byte("answer")) })
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Unsubscribe()
-	}
-	if err := answerer.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	answerOn(t, srv, "soon", func(m *nats.Msg) {
+		time.AfterFunc(50*time.Millisecond, func() { _ = m.Respond([]byte("answer")) })
+	})
+	answerOn(t, srv, "never", func(*nats.Msg) {})
 	r, err := NewRequests(srv.Conn(t), 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -409,20 +389,12 @@ func BenchmarkPublishAsync(b *testing.B) {
 func TestSendFailsWhenTheConnectionIsLost(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
-	answerer := srv.Conn(t)
 	var answer sync.Map // the subjects answered
-	sub, err := answerer.Subscribe("ask.*", func(m *nats.Msg) {
+	answerOn(t, srv, "ask.*", func(m *nats.Msg) {
 		if _, ok := answer.Load(m.Subject); ok {
 			_ = m.Respond([]byte("answer"))
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := answerer.Flush(); err != nil {
-		t.Fatal(err)
-	}
 	r, err := NewRequests(srv.Conn(t), time.Minute)
 	if err != nil {
 		t.Fatal(err)
