@@ -341,10 +341,11 @@ func (r *Requests) forget(req *request) bool {
 }
 
 // finish hands a Send's request its answer; the caller took it out of the
-// waiting ones.
+// waiting ones. Its slot is free before done runs (done may Send again);
+// Stop waits until done has returned.
 func (r *Requests) finish(req *request, m *nats.Msg, err error) {
+	<-r.slots
 	defer r.sending.Done()
-	defer func() { <-r.slots }()
 	req.fn(m, err)
 }
 
