@@ -341,8 +341,8 @@ func (r *Requests) forget(req *request) bool {
 }
 
 // finish hands a Send's request its answer; the caller took it out of the
-// waiting ones. Its slot is free before done runs (done may Send again);
-// Stop waits until done has returned.
+// waiting ones. Its slot is free before done runs; Stop waits until done
+// has returned.
 func (r *Requests) finish(req *request, m *nats.Msg, err error) {
 	<-r.slots
 	defer r.sending.Done()
@@ -357,7 +357,6 @@ func (r *Requests) sweep(lost chan nats.Status) {
 	defer r.nc.RemoveStatusListener(lost) // the channel given, though lost may be nil by then
 	t := time.NewTicker(min(max(r.timeout/4, 10*time.Millisecond), time.Second))
 	defer t.Stop()
-	all := func(*request) bool { return true }
 	for {
 		select {
 		case now := <-t.C:
@@ -367,12 +366,14 @@ func (r *Requests) sweep(lost chan nats.Status) {
 				lost = nil // closed: no more news
 				continue
 			}
-			r.expire(all, nats.ErrDisconnected)
+			r.expire(anyRequest, nats.ErrDisconnected)
 		case <-r.sweepQuit:
 			return
 		}
 	}
 }
+
+func anyRequest(*request) bool { return true }
 
 // expire finishes, with err, the Sends still waiting that match.
 func (r *Requests) expire(match func(*request) bool, err error) {
@@ -406,7 +407,8 @@ func (r *Requests) Stop() error {
 	select {
 	case <-sent:
 	case <-t.C:
-		r.expire(func(*request) bool { return true }, ErrStopped)
+		r.expire(anyRequest, ErrStopped)
+		<-sent // the callbacks running have returned
 	}
 	t.Stop()
 	close(r.sweepQuit)
