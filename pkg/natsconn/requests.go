@@ -136,9 +136,6 @@ func (r *Requests) Do(m *nats.Msg) (*nats.Msg, error) {
 	defer func() { t.Stop(); r.timers.Put(t) }()
 	select {
 	case res := <-req.done:
-		if res.err == nil && len(res.m.Data) == 0 && res.m.Header.Get("Status") == "503" {
-			return nil, nats.ErrNoResponders
-		}
 		return res.m, res.err
 	case <-t.C:
 		r.mu.Lock()
@@ -184,10 +181,7 @@ func (r *Requests) send() {
 		r.mu.Lock()
 		for _, req := range group {
 			if !req.gone {
-				r.last++
-				req.token = r.last
-				req.m.Reply = r.prefix + strconv.FormatUint(req.token, 10)
-				r.waiting[req.token] = req
+				r.register(req)
 			}
 		}
 		r.mu.Unlock()
@@ -195,15 +189,21 @@ func (r *Requests) send() {
 			if req.token == 0 {
 				continue
 			}
-			if err := r.nc.PublishMsg(req.m); err != nil {
-				r.mu.Lock()
-				delete(r.waiting, req.token)
-				r.mu.Unlock()
+			if err := r.nc.PublishMsg(req.m); err != nil && r.forget(req) {
 				req.done <- resp{err: err}
 			}
 		}
 		clear(group) // no message kept alive until the next group
 	}
+}
+
+// register gives req its token and reply subject and makes it wait for its
+// reply; r.mu is held.
+func (r *Requests) register(req *request) {
+	r.last++
+	req.token = r.last
+	req.m.Reply = r.prefix + strconv.FormatUint(req.token, 10)
+	r.waiting[req.token] = req
 }
 
 // reply hands a reply to its request; one that came after its caller gave
@@ -232,14 +232,15 @@ func (r *Requests) reply(m *nats.Msg) {
 	}
 	delete(r.waiting, token)
 	r.mu.Unlock()
-	switch {
-	case req.fn == nil:
-		req.done <- resp{m: m}
-	case noResponders:
-		r.finish(req, nil, nats.ErrNoResponders)
-	default:
-		r.finish(req, m, nil)
+	var answer error
+	if noResponders {
+		m, answer = nil, nats.ErrNoResponders
 	}
+	if req.fn == nil {
+		req.done <- resp{m: m, err: answer}
+		return
+	}
+	r.finish(req, m, answer)
 }
 
 // Send sends m as a request at once, from the calling goroutine: it goes
@@ -260,11 +261,8 @@ func (r *Requests) Send(m *nats.Msg, done func(*nats.Msg, error)) error {
 		<-r.slots
 		return ErrStopped
 	}
-	r.last++
-	req.token = r.last
 	req.deadline = time.Now().Add(r.timeout)
-	m.Reply = r.prefix + strconv.FormatUint(req.token, 10)
-	r.waiting[req.token] = req
+	r.register(req)
 	r.sending.Add(1)
 	r.mu.Unlock()
 	if err := r.nc.PublishMsg(m); err != nil {
