@@ -29,11 +29,7 @@ func TestRequestsRouteEachAckToItsPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc := srv.Conn(t)
-	r, err := NewRequests(nc, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(t, nc, 5*time.Second)
 
 	const n = 500
 	seqs := make([]uint64, n)
@@ -108,11 +104,7 @@ func TestRequestsGroupConcurrentPublishes(t *testing.T) {
 	}
 	d := &natstest.WriteCounter{}
 	nc := srv.Conn(t, nats.SetCustomDialer(d))
-	r, err := NewRequests(nc, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(t, nc, 5*time.Second)
 	if err := nc.Flush(); err != nil { // the subscription is on the server
 		t.Fatal(err)
 	}
@@ -160,11 +152,7 @@ func TestRequestsTimeOutAndDropLateReplies(t *testing.T) {
 	nc := srv.Conn(t)
 	held := make(chan *nats.Msg, 1)
 	answerOn(t, srv, "slow", func(m *nats.Msg) { held <- m })
-	r, err := NewRequests(nc, 200*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(t, nc, 200*time.Millisecond)
 
 	start := time.Now()
 	if _, err := r.Do(&nats.Msg{Subject: "slow", Data: []byte("first")}); !errors.Is(err, nats.ErrTimeout) {
@@ -207,11 +195,7 @@ func TestRequestsTimeOutAndDropLateReplies(t *testing.T) {
 func TestRequestsReportNoResponders(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
-	r, err := NewRequests(srv.Conn(t), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(t, srv.Conn(t), 5*time.Second)
 	start := time.Now()
 	if _, err := r.Do(&nats.Msg{Subject: "nobody.here", Data: []byte("x")}); !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("got %v, want %v", err, nats.ErrNoResponders)

@@ -49,6 +49,17 @@ func answerOn(t *testing.T, srv *natstest.Server, subject string, handler nats.M
 	}
 }
 
+// startRequests is NewRequests(nc, timeout), stopped at cleanup.
+func startRequests(tb testing.TB, nc *nats.Conn, timeout time.Duration) *Requests {
+	tb.Helper()
+	r, err := NewRequests(nc, timeout)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = r.Stop() })
+	return r
+}
+
 // pendingOf is how many Sends still hold a slot and a place among the
 // waiting requests.
 func pendingOf(r *Requests) (slots, waiting int) {
@@ -67,11 +78,7 @@ func TestSendRoutesEachAckToItsPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRequests(srv.Conn(t), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(t, srv.Conn(t), 5*time.Second)
 
 	const n = 500
 	answers := make([]chan answer, n)
@@ -132,11 +139,7 @@ func TestSendLeavesBeforeTheCallersNextWrite(t *testing.T) {
 		seen <- m.Subject + " " + string(m.Data)
 	})
 	nc := srv.Conn(t)
-	r, err := NewRequests(nc, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(t, nc, 5*time.Second)
 	const n = 100
 	for i := range n {
 		fn, _ := collect(t)
@@ -163,11 +166,7 @@ func TestSendTimesOut(t *testing.T) {
 	srv := natstest.Run(t)
 	held := make(chan *nats.Msg, 1)
 	answerOn(t, srv, "slow", func(m *nats.Msg) { held <- m })
-	r, err := NewRequests(srv.Conn(t), 200*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(t, srv.Conn(t), 200*time.Millisecond)
 	fn, ch := collect(t)
 	start := time.Now()
 	if err := r.Send(&nats.Msg{Subject: "slow", Data: []byte("x")}, fn); err != nil {
@@ -195,11 +194,7 @@ func TestSendRetriesNoResponders(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Run(t)
 	js := srv.JetStream(t)
-	r, err := NewRequests(srv.Conn(t), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(t, srv.Conn(t), 5*time.Second)
 
 	fn, ch := collect(t)
 	start := time.Now()
@@ -320,11 +315,7 @@ func BenchmarkPublishAsync(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := NewRequests(nc, 5*time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(b, nc, 5*time.Second)
 	const batch = 16
 	msg := func() *nats.Msg {
 		return &nats.Msg{Subject: "async", Data: []byte(`{"event_id":"ZEN_EVENTS:1","outcome":"delivered"}`), Header: nats.Header{"Zen-Outcome": {"delivered"}}}
@@ -395,11 +386,7 @@ func TestSendFailsWhenTheConnectionIsLost(t *testing.T) {
 			_ = m.Respond([]byte("answer"))
 		}
 	})
-	r, err := NewRequests(srv.Conn(t), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r := startRequests(t, srv.Conn(t), time.Minute)
 	fn, ch := collect(t)
 	if err := r.Send(&nats.Msg{Subject: "ask.unanswered"}, fn); err != nil {
 		t.Fatal(err)
