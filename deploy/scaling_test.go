@@ -11,6 +11,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/services/forwarder"
+	"github.com/zen-twilio/zen/services/transformer"
 )
 
 // TestKEDAScalesOnConsumerLag: the transformer scales on the lag of the
@@ -61,6 +63,41 @@ func TestKEDAScalesOnConsumerLag(t *testing.T) {
 		}
 		if !servicePort(headless, 8222) {
 			t.Errorf("%s: nats-headless does not expose the monitoring port 8222", ov)
+		}
+	}
+}
+
+// TestScaledInFlightFitsMaxAckPending: at its autoscaler's maximum, every
+// replica of the transformer and of the forwarder can fill its handlers: the
+// replicas' concurrency together stays within the consumer's MaxAckPending,
+// which bounds the messages in flight across all of them (deploy/k8s/README.md).
+func TestScaledInFlightFitsMaxAckPending(t *testing.T) {
+	t.Parallel()
+	for _, ov := range []string{"base", "prod"} {
+		r := mustRender(t, ov)
+		for _, name := range []string{"transformer", "forwarder"} {
+			_, c := r.stage(t, name)
+			env := lookupFor(r.env(t, c), nil)
+			var conc, maxAckPending int
+			switch name {
+			case "transformer":
+				cfg, err := transformer.ConfigFromEnv(env)
+				if err != nil {
+					t.Fatalf("%s: transformer.ConfigFromEnv: %v", ov, err)
+				}
+				conc, maxAckPending = cfg.Concurrency, cfg.Consumer.MaxAckPending
+			case "forwarder":
+				cfg, err := forwarder.ConfigFromEnv(env)
+				if err != nil {
+					t.Fatalf("%s: forwarder.ConfigFromEnv: %v", ov, err)
+				}
+				conc, maxAckPending = cfg.Concurrency, cfg.Consumer.MaxAckPending
+			}
+			maxReplicas := int(deref(one[*ScaledObject](t, r, name).Spec.MaxReplicaCount))
+			if maxReplicas*conc > maxAckPending {
+				t.Errorf("%s: %s: maxReplicaCount %d × concurrency %d = %d messages in flight, above the consumer's MaxAckPending %d: replicas past %d would wait for acks",
+					ov, name, maxReplicas, conc, maxReplicas*conc, maxAckPending, maxAckPending/conc)
+			}
 		}
 	}
 }
