@@ -325,7 +325,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	errs := make(chan error, len(s.targets))
 	for _, tw := range s.targets {
-		s.log.Info("forwarder consuming", zap.String("target", tw.target.Name), zap.Strings("events", tw.route.EventTypes))
+		s.log.Info("forwarder consuming", zap.String("target", tw.target.Name), zap.Strings("events", tw.route.EventTypes), zap.Int("concurrency", s.cfg.Concurrency))
 		go func() { errs <- tw.worker.Run(ctx) }()
 	}
 	var err error
