@@ -115,13 +115,13 @@ func TestNothingLostNothingTwice(t *testing.T) {
 		readyURLs = append(readyURLs, "http://"+addr+"/readyz")
 		ops := freeAddr(t)
 		transformers = append(transformers, NewProc(fmt.Sprintf("transformer-%d", i), filepath.Join(bins, "transformer"), logDir, with(map[string]string{
-			"LISTEN_ADDR": ops, "TRANSFORMER_ACK_WAIT": "10s", "PUBLISH_TIMEOUT": "3s", "TRANSFORMER_BACKOFF": "10s,20s", "TRANSFORMER_MAX_DELIVER": "50",
+			"LISTEN_ADDR": ops, "TRANSFORMER_ACK_WAIT": "10s", "PUBLISH_TIMEOUT": "3s", "TRANSFORMER_MAX_DELIVER": "50",
 			"TRANSFORMER_RETRY_INITIAL": "200ms", "TRANSFORMER_RETRY_MAX": "2s",
 		})))
 		readyURLs = append(readyURLs, "http://"+ops+"/readyz")
 		ops = freeAddr(t)
 		forwarders = append(forwarders, NewProc(fmt.Sprintf("forwarder-%d", i), filepath.Join(bins, "forwarder"), logDir, with(map[string]string{
-			"LISTEN_ADDR": ops, "FORWARDER_ACK_WAIT": "5s", "FORWARDER_BACKOFF": "5s,10s", "FORWARDER_MAX_DELIVER": "60",
+			"LISTEN_ADDR": ops, "FORWARDER_ACK_WAIT": "5s", "FORWARDER_MAX_DELIVER": "60",
 			"FORWARDER_HTTP_TIMEOUT": httpTimeout.String(), "FORWARDER_RETRY_INITIAL": "100ms", "FORWARDER_RETRY_MAX": "1s",
 			"FORWARDER_MAX_RETRY_AFTER": "2s",
 		})))

@@ -56,7 +56,7 @@ func TestReplayDeadLetterAfterTargetRecovers(t *testing.T) {
 	cfg.PackageDir = filepath.Join(testRoot(t), "packages", "transforms", "twilio", "v1")
 	cfg.Lookup = envconf.MapLookup(map[string]string{"COMMS_WAREHOUSE_URL": wh.URL, "COMMS_WAREHOUSE_TOKEN": "test-token-not-a-secret"})
 	cfg.Conn, cfg.DisableOps, cfg.StreamsApply = srv.Conn(t), true, false
-	cfg.Consumer.MaxDeliver, cfg.Consumer.BackOff, cfg.Consumer.AckWait = 2, nil, 5*time.Second
+	cfg.Consumer.MaxDeliver, cfg.Consumer.AckWait = 2, 5*time.Second
 	cfg.Retry = worker.Backoff{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2}
 	cfg.HTTPTimeout = time.Second
 	fw, err := forwarder.New(ctx, cfg, zaptest.NewLogger(t))

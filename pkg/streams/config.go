@@ -186,17 +186,20 @@ func orUnlimited(n int64) int64 {
 }
 
 // ConsumerSettings are the delivery settings of one worker's durable consumer.
+//
+// The consumers have no BackOff: every retry is a NakWithDelay whose delay
+// the worker computes from the delivery count (pkg/worker), and a consumer
+// BackOff would be added to it. nats-server's processNak backdates a delayed
+// NAK by AckWait (= BackOff[0]) while checkPending measures it against
+// BackOff[deliveries], so the wait becomes delay + BackOff[n] − BackOff[0]
+// (server/consumer.go; measured: 0, 1, 33, 127 s for a 1 s doubling
+// schedule). A delivery whose worker died comes back after AckWait.
 type ConsumerSettings struct {
 	// AckWait is how long a delivered message may stay unacknowledged before
 	// JetStream redelivers it. Workers send InProgress during slow work.
 	AckWait time.Duration
 	// MaxDeliver bounds deliveries; the worker dead-letters on the last one.
 	MaxDeliver int
-	// BackOff is JetStream's redelivery schedule after an AckWait expiry
-	// (a crashed worker). Our own retries use NakWithDelay (pkg/worker).
-	// Its first step must be at least AckWait; it may not have more steps
-	// than MaxDeliver.
-	BackOff []time.Duration
 	// MaxAckPending bounds unacknowledged messages across all replicas.
 	MaxAckPending int
 }
@@ -210,24 +213,23 @@ func (s ConsumerSettings) Validate(r *envconf.Reader, prefix string) {
 	if s.MaxDeliver < 1 {
 		r.Fail(prefix+"MAX_DELIVER", "must be >= 1, got %d", s.MaxDeliver)
 	}
-	if len(s.BackOff) > s.MaxDeliver && s.MaxDeliver > 0 {
-		r.Fail(prefix+"BACKOFF", "must have at most MAX_DELIVER (%d) steps, got %d", s.MaxDeliver, len(s.BackOff))
-	}
-	if len(s.BackOff) > 0 && s.BackOff[0] < s.AckWait {
-		r.Fail(prefix+"BACKOFF", "first step must be >= ACK_WAIT (%s), got %s", s.AckWait, s.BackOff[0])
-	}
 	if s.MaxAckPending < 1 {
 		r.Fail(prefix+"MAX_ACK_PENDING", "must be >= 1, got %d", s.MaxAckPending)
 	}
 }
 
-// ConsumerSettingsFromEnv reads <prefix>ACK_WAIT, <prefix>MAX_DELIVER,
-// <prefix>BACKOFF and <prefix>MAX_ACK_PENDING over def, and validates them.
+// ConsumerSettingsFromEnv reads <prefix>ACK_WAIT, <prefix>MAX_DELIVER and
+// <prefix>MAX_ACK_PENDING over def, and validates them. <prefix>BACKOFF,
+// read by earlier versions, is refused with the reason (see
+// ConsumerSettings).
 func ConsumerSettingsFromEnv(r *envconf.Reader, prefix string, def ConsumerSettings) ConsumerSettings {
 	s := def
 	s.AckWait = r.Duration(prefix+"ACK_WAIT", s.AckWait)
 	s.MaxDeliver = r.Int(prefix+"MAX_DELIVER", s.MaxDeliver)
-	s.BackOff = r.Durations(prefix+"BACKOFF", s.BackOff)
+	if r.String(prefix+"BACKOFF", "") != "" {
+		r.Fail(prefix+"BACKOFF", "is no longer read: a consumer BackOff is added by JetStream to every delayed NAK, "+
+			"which stretched the retry schedule (0, 1, 33, 127 s instead of 0, 1, 3, 7 s); the schedule is %sRETRY_INITIAL and %sRETRY_MAX, remove %sBACKOFF", prefix, prefix, prefix)
+	}
 	s.MaxAckPending = r.Int(prefix+"MAX_ACK_PENDING", s.MaxAckPending)
 	s.Validate(r, prefix)
 	return s
@@ -238,7 +240,6 @@ func DefaultTransformerSettings() ConsumerSettings {
 	return ConsumerSettings{
 		AckWait:       30 * time.Second,
 		MaxDeliver:    10,
-		BackOff:       []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute},
 		MaxAckPending: 1000,
 	}
 }
@@ -248,7 +249,6 @@ func DefaultForwarderSettings() ConsumerSettings {
 	return ConsumerSettings{
 		AckWait:       30 * time.Second,
 		MaxDeliver:    12,
-		BackOff:       []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute},
 		MaxAckPending: 1000,
 	}
 }
@@ -262,7 +262,6 @@ func TransformerConsumer(s ConsumerSettings) jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.AckWait,
 		MaxDeliver:    s.MaxDeliver,
-		BackOff:       s.BackOff,
 		MaxAckPending: s.MaxAckPending,
 		FilterSubject: RawRoot + ".>",
 	}
@@ -285,7 +284,6 @@ func ForwarderConsumerConfig(target string, eventTypes []string, s ConsumerSetti
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.AckWait,
 		MaxDeliver:    s.MaxDeliver,
-		BackOff:       s.BackOff,
 		MaxAckPending: s.MaxAckPending,
 	}
 	if len(subjects) == 1 {

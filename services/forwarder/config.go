@@ -29,7 +29,7 @@ type Config struct {
 	// 128 slots are 2,560/s at 50 ms, and on a saturated machine (make bench)
 	// 32 slots, not the CPU, were the limit.
 	Concurrency int
-	// Consumer holds AckWait, MaxDeliver, BackOff, MaxAckPending.
+	// Consumer holds AckWait, MaxDeliver, MaxAckPending.
 	Consumer streams.ConsumerSettings
 	// Retry is the redelivery schedule after a retryable failure.
 	Retry worker.Backoff

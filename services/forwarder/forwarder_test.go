@@ -146,7 +146,6 @@ func (e *env) config() forwarder.Config {
 	cfg.StreamsApply = false
 	cfg.Concurrency = 4
 	cfg.Consumer.AckWait = 3 * time.Second
-	cfg.Consumer.BackOff = nil
 	cfg.Consumer.MaxDeliver = 6
 	cfg.Consumer.MaxAckPending = 64
 	cfg.Retry = worker.Backoff{Initial: 250 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2}

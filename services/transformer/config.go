@@ -30,7 +30,7 @@ type Config struct {
 	// first.
 	Batch  int
 	Linger time.Duration
-	// Consumer holds AckWait, MaxDeliver, BackOff, MaxAckPending.
+	// Consumer holds AckWait, MaxDeliver, MaxAckPending.
 	Consumer streams.ConsumerSettings
 	// Retry is the NakWithDelay schedule of transient failures.
 	Retry worker.Backoff

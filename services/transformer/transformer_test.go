@@ -76,7 +76,6 @@ func (e *env) start(mod func(*transformer.Config)) *running {
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.StreamsApply = false
 	cfg.Consumer.AckWait = 2 * time.Second
-	cfg.Consumer.BackOff = nil
 	cfg.Consumer.MaxDeliver = 5
 	cfg.PublishTimeout = time.Second
 	cfg.Retry = worker.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2}
