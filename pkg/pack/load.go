@@ -184,7 +184,9 @@ func (l *loader) meta(r *nodeReader, n *yaml.Node, p *Package) {
 	}
 }
 
-func (l *loader) auth(r *nodeReader, n *yaml.Node, path string) Auth {
+// endpointAuth reads `endpoints[].auth`, which says how Twilio's requests
+// are authenticated (the ingester verifies X-Twilio-Signature).
+func (l *loader) endpointAuth(r *nodeReader, n *yaml.Node, path string) Auth {
 	m := r.mapping(n, path, []string{"type", "key", "value", "token"}, []string{"type"})
 	a := Auth{Type: r.str(m["type"], path+".type"), Key: r.str(m["key"], path+".key"), Token: envconf.Secret(r.str(m["token"], path+".token"))}
 	switch a.Type {
@@ -205,7 +207,7 @@ func (l *loader) endpoint(r *nodeReader, n *yaml.Node, path string) Endpoint {
 	e := Endpoint{Name: r.str(m["name"], path+".name"), Provider: r.str(m["provider"], path+".provider"),
 		URL: r.str(m["url"], path+".url"), Events: r.strs(m["events"], path+".events"), Line: n.Line, Lines: lines(n)}
 	if m["auth"] != nil {
-		e.Auth = l.auth(r, m["auth"], path+".auth")
+		e.Auth = l.endpointAuth(r, m["auth"], path+".auth")
 	}
 	if rn := m["responses"]; rn != nil {
 		e.Responses = map[string]Response{}
@@ -224,19 +226,30 @@ func (l *loader) endpoint(r *nodeReader, n *yaml.Node, path string) Endpoint {
 }
 
 func (l *loader) target(r *nodeReader, n *yaml.Node, path string) Target {
-	m := r.mapping(n, path, []string{"name", "provider", "url", "auth", "signing_secret", "events"}, []string{"name", "url", "auth", "events"})
+	m := r.mapping(n, path, []string{"name", "provider", "url", "auth", "signing_secret", "tls", "delivery", "events"}, []string{"name", "url", "auth", "events"})
 	t := Target{Name: r.str(m["name"], path+".name"), Provider: r.str(m["provider"], path+".provider"),
 		URL: r.str(m["url"], path+".url"), Events: r.strs(m["events"], path+".events"), Line: n.Line, Lines: lines(n)}
-	t.Auth = l.auth(r, m["auth"], path+".auth")
+	t.Auth = l.targetAuth(r, m["auth"], path+".auth")
 	t.SigningSecret = envconf.Secret(r.str(m["signing_secret"], path+".signing_secret"))
+	t.TLS = l.targetTLS(r, m["tls"], path+".tls")
+	if t.TLS != nil && m["url"] != nil && !strings.HasPrefix(t.URL, "https://") {
+		r.c.errorf(r.file, m["tls"].Line, path+".tls", "needs an https:// url, got %q", t.URL)
+	}
+	if dn := m["delivery"]; dn != nil {
+		t.Delivery = l.delivery(r, dn, path+".delivery")
+	}
 	return t
 }
 
 func (l *loader) flow(r *nodeReader, n *yaml.Node, path string) Flow {
-	m := r.mapping(n, path, []string{"name", "provider", "endpoint", "target", "events"}, []string{"name", "endpoint", "target", "events"})
-	return Flow{Name: r.str(m["name"], path+".name"), Provider: r.str(m["provider"], path+".provider"),
+	m := r.mapping(n, path, []string{"name", "provider", "endpoint", "target", "events", "filter"}, []string{"name", "endpoint", "target", "events"})
+	f := Flow{Name: r.str(m["name"], path+".name"), Provider: r.str(m["provider"], path+".provider"),
 		Endpoint: r.str(m["endpoint"], path+".endpoint"), Target: r.str(m["target"], path+".target"),
 		Events: r.strs(m["events"], path+".events"), Line: n.Line, Lines: lines(n)}
+	if fn := m["filter"]; fn != nil {
+		f.Filter = l.filter(r, fn, path+".filter")
+	}
+	return f
 }
 
 func (l *loader) ruleFile(name string, p *Package) {

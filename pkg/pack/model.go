@@ -59,11 +59,20 @@ type Response struct {
 	Body        string
 }
 
-// Auth describes an endpoint's or target's authentication.
+// Auth describes an endpoint's or target's authentication. For a target
+// (see TargetAuthTypes) Token is the secret its type sends: the bearer
+// token, the api_key value, the basic password or the OAuth2 client secret.
 type Auth struct {
-	Type  string
+	Type string
+	// Key is the header an api_key goes in (an endpoint's: the header
+	// checked).
 	Key   string
 	Token envconf.Secret
+	// Username is basic auth's user.
+	Username string
+	// TokenURL, ClientID and Scopes are OAuth2 client credentials'.
+	TokenURL, ClientID string
+	Scopes             []string
 }
 
 // Target is a destination of events.
@@ -73,17 +82,37 @@ type Target struct {
 	// SigningSecret, when set, makes the forwarder sign requests with
 	// Standard Webhooks headers.
 	SigningSecret envconf.Secret
-	Events        []string
-	Line          int
-	Lines         map[string]int
+	// TLS, when set, is the mutual TLS the forwarder uses with the target.
+	TLS *TLS
+	// Delivery is the target's delivery policy; zero fields are the
+	// forwarder's defaults.
+	Delivery Delivery
+	Events   []string
+	Line     int
+	Lines    map[string]int
 }
 
 // Flow routes events from an endpoint to a target.
 type Flow struct {
 	Name, Provider, Endpoint, Target string
 	Events                           []string
-	Line                             int
-	Lines                            map[string]int
+	// Filter, when set, narrows the flow to the events it matches.
+	Filter *Filter
+	Line   int
+	Lines  map[string]int
+}
+
+// FlowsTo returns the flows that route eventType to target, in file order.
+// An event is delivered to the target when one of them has no filter or a
+// filter it matches.
+func (p *Package) FlowsTo(target, eventType string) []Flow {
+	var out []Flow
+	for _, f := range p.Flows {
+		if f.Target == target && setOf(f.Events)[eventType] {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Rule maps one Twilio event to one Zen event.

@@ -58,11 +58,33 @@ func (l *loader) validate(p *Package, file string) {
 				l.c.warnf(file, line, ep, "flow %q routes %q to target %q, which does not accept it: those events are never delivered", f.Name, ev, f.Target)
 			}
 		}
+		l.validateFilter(p, file, f, path)
 	}
 	for i := range p.Rules {
 		rule := &p.Rules[i]
 		if p.DestinationFor(rule.EventType) == "" && len(p.Flows) > 0 {
 			l.c.warnf(rule.File, rule.Line, "event_type", "no flow delivers %q to a target that accepts it", rule.EventType)
+		}
+	}
+}
+
+// validateFilter reports payload conditions on fields that no rule of the
+// flow's events produces: such a condition never holds (a typo).
+func (l *loader) validateFilter(p *Package, file string, f Flow, path string) {
+	if !f.Filter.UsesPayload() {
+		return
+	}
+	fields := map[string]bool{}
+	for _, ev := range f.Events {
+		if rule, ok := p.byType[ev]; ok {
+			for _, fd := range rule.Payload {
+				fields[fd.Name] = true
+			}
+		}
+	}
+	for _, c := range f.Filter.Payload {
+		if !fields[c.Field] {
+			l.c.errorf(file, c.Line, path+".filter.payload."+c.Field, "no rule of %v produces payload field %q", f.Events, c.Field)
 		}
 	}
 }

@@ -97,14 +97,17 @@ func (o Outcome) WithHeaders(h map[string]string) Outcome {
 	return o
 }
 
-// Backoff is an exponential redelivery schedule.
+// Backoff is a redelivery schedule: exponential, or linear when Linear is
+// set.
 type Backoff struct {
 	// Initial is the delay after the first delivery failed.
 	Initial time.Duration
 	// Max caps every delay.
 	Max time.Duration
-	// Multiplier grows the delay per delivery (>= 1).
+	// Multiplier grows the delay per delivery (>= 1; exponential only).
 	Multiplier float64
+	// Linear makes the delay grow by Initial per delivery: Initial×n.
+	Linear bool
 }
 
 // DefaultBackoff is 1 s, doubling, capped at 5 min.
@@ -114,7 +117,7 @@ func DefaultBackoff() Backoff {
 
 // Delay returns the delay before the next delivery of a message delivered
 // numDelivered times (1 on its first delivery): Initial×Multiplier^(n-1),
-// capped at Max.
+// or Initial×n when Linear, capped at Max.
 func (b Backoff) Delay(numDelivered uint64) time.Duration {
 	if numDelivered < 1 {
 		numDelivered = 1
@@ -124,6 +127,9 @@ func (b Backoff) Delay(numDelivered uint64) time.Duration {
 		m = 1
 	}
 	d := float64(b.Initial) * math.Pow(m, float64(numDelivered-1))
+	if b.Linear {
+		d = float64(b.Initial) * float64(numDelivered)
+	}
 	if b.Max > 0 && d > float64(b.Max) {
 		return b.Max
 	}

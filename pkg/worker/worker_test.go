@@ -405,6 +405,16 @@ func TestBackoffDelay(t *testing.T) {
 	}
 }
 
+func TestLinearBackoffDelay(t *testing.T) {
+	t.Parallel()
+	b := worker.Backoff{Initial: 2 * time.Second, Max: 7 * time.Second, Linear: true}
+	for n, want := range map[uint64]time.Duration{1: 2 * time.Second, 2: 4 * time.Second, 3: 6 * time.Second, 4: 7 * time.Second, 500: 7 * time.Second} {
+		if got := b.Delay(n); got != want {
+			t.Errorf("Delay(%d) = %v, want %v", n, got, want)
+		}
+	}
+}
+
 func TestNewRejectsMissingDependencies(t *testing.T) {
 	t.Parallel()
 	_, err := worker.New(worker.Config{})

@@ -23,12 +23,14 @@ const snippetLen = 512
 // Classify turns the result of one POST into the worker's outcome:
 //
 //	2xx                              → Ack
-//	network error, timeout, 408, 429, 5xx → Retry, after Retry-After when sent (capped at maxRetryAfter)
+//	network error, timeout           → Retry on the schedule
+//	a status retryable reports       → Retry, after Retry-After when sent (capped at maxRetryAfter);
+//	                                   by default 408, 429 and 5xx (pack.DefaultRetryStatuses)
 //	3xx                              → DeadLetter (redirects of a POST are not followed: the target's URL is wrong)
-//	other 4xx                        → DeadLetter at once, with the status and the first bytes of the body
+//	any other status                 → DeadLetter at once, with the status and the first bytes of the body
 //
 // It is pure: the clock is passed in for HTTP-date Retry-After values.
-func Classify(status int, err error, retryAfter string, body []byte, now time.Time, maxRetryAfter time.Duration) worker.Outcome {
+func Classify(status int, err error, retryAfter string, body []byte, now time.Time, maxRetryAfter time.Duration, retryable func(int) bool) worker.Outcome {
 	if err != nil {
 		reason := "network_error"
 		if isTimeout(err) {
@@ -40,7 +42,7 @@ func Classify(status int, err error, retryAfter string, body []byte, now time.Ti
 	switch {
 	case status >= 200 && status < 300:
 		return worker.Ack()
-	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+	case retryable(status):
 		return worker.Retry(ParseRetryAfter(retryAfter, now, maxRetryAfter), reason, fmt.Errorf("target answered %d", status))
 	default:
 		msg := "target answered %d"

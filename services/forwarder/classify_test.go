@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/worker"
 )
 
@@ -39,7 +40,7 @@ func TestClassify(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := Classify(c.status, c.err, c.retryAfter, []byte("line1\nline2\x00"), now, 5*time.Minute)
+			got := Classify(c.status, c.err, c.retryAfter, []byte("line1\nline2\x00"), now, 5*time.Minute, pack.RetryPolicy{}.Retries)
 			if got.Kind != c.kind || got.After != c.after || got.Reason != c.reason {
 				t.Errorf("Classify = %v after %s reason %q, want %v after %s reason %q", got.Kind, got.After, got.Reason, c.kind, c.after, c.reason)
 			}
@@ -47,6 +48,21 @@ func TestClassify(t *testing.T) {
 				t.Errorf("body header %q is not a single clean line", got.Headers[HeaderHTTPBody])
 			}
 		})
+	}
+}
+
+// A target's retry.statuses replace the default set: here 503 and 409 are
+// retried, and a 500 is dead-lettered at once.
+func TestClassifyWithTargetStatuses(t *testing.T) {
+	now := time.Date(2026, 6, 24, 10, 0, 0, 0, time.UTC)
+	retries := pack.RetryPolicy{Statuses: []pack.StatusRange{{Lo: 503, Hi: 503}, {Lo: 409, Hi: 409}}}.Retries
+	for status, want := range map[int]worker.Kind{503: worker.KindRetry, 409: worker.KindRetry, 500: worker.KindDeadLetter, 429: worker.KindDeadLetter, 200: worker.KindAck} {
+		if got := Classify(status, nil, "", nil, now, time.Minute, retries).Kind; got != want {
+			t.Errorf("Classify(%d) = %v, want %v", status, got, want)
+		}
+	}
+	if got := Classify(0, errors.New("connection refused"), "", nil, now, time.Minute, retries).Kind; got != worker.KindRetry {
+		t.Errorf("network error = %v, want retry whatever the statuses", got)
 	}
 }
 

@@ -35,12 +35,20 @@ type deliverer struct {
 	// destPrefix is how an event already addressed to this target begins.
 	destPrefix []byte
 	timeout    time.Duration
+	auth       authorizer
 	now        func() time.Time
 }
 
-func newDeliverer(t pack.Target, rt http.RoundTripper, cfg Config) *deliverer {
+// newDeliverer POSTs to t through rt (a target with mutual TLS gets a
+// transport of its own) within timeout.
+func newDeliverer(t pack.Target, rt http.RoundTripper, timeout time.Duration, cfg Config) *deliverer {
+	if t.TLS != nil {
+		tr := newTransport(cfg.Concurrency)
+		tr.TLSClientConfig = t.TLS.Config
+		rt = tr
+	}
 	d := &deliverer{
-		target: t, userAgent: "zen-twilio-forwarder/" + cfg.Version, timeout: cfg.HTTPTimeout, now: cfg.Now,
+		target: t, userAgent: "zen-twilio-forwarder/" + cfg.Version, timeout: timeout, now: cfg.Now,
 		destPrefix: destinationPrefix(t.Name),
 		client: &http.Client{
 			Transport: rt,
@@ -48,6 +56,8 @@ func newDeliverer(t pack.Target, rt http.RoundTripper, cfg Config) *deliverer {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+	// Token requests (OAuth2) go through the same transport, bounded too.
+	d.auth = newAuthorizer(t.Auth, &http.Client{Transport: rt, Timeout: timeout})
 	if s := t.SigningSecret.Reveal(); s != "" {
 		d.secret = signingKey(s)
 	}
@@ -124,8 +134,8 @@ func (d *deliverer) request(ctx context.Context, body []byte, key string) (*http
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", d.userAgent)
 	req.Header.Set("Idempotency-Key", key)
-	if d.target.Auth.Type == "bearer" {
-		req.Header.Set("Authorization", "Bearer "+d.target.Auth.Token.Reveal())
+	if err := d.auth(req); err != nil {
+		return nil, err
 	}
 	if d.secret != nil {
 		ts := d.now().Unix()

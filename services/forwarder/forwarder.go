@@ -48,11 +48,18 @@ type Service struct {
 
 	ddMu sync.Mutex
 	dd   *dedupe // the zen_dedupe reader, bound on first use
+
+	// stopping is closed when Run's context ends: deliveries waiting at a
+	// target's gate give up.
+	stopping chan struct{}
 }
 
 type targetWorker struct {
 	route  streams.Route
 	target pack.Target
+	policy policy
+	router *router
+	gate   *gate
 	deliv  *deliverer
 	worker *worker.Worker
 }
@@ -77,7 +84,18 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if len(routes) == 0 {
 		return nil, fmt.Errorf("package %s routes no event to any target", cfg.PackageDir)
 	}
-	s := &Service{cfg: cfg, log: log}
+	s := &Service{cfg: cfg, log: log, stopping: make(chan struct{})}
+	policies := map[string]policy{}
+	var perr []error
+	for _, r := range routes {
+		t, _ := p.Target(r.Target)
+		pol, err := resolvePolicy(*t, cfg)
+		perr = append(perr, err)
+		policies[r.Target] = pol
+	}
+	if err := errors.Join(perr...); err != nil {
+		return nil, fmt.Errorf("package %s: %w", cfg.PackageDir, err)
+	}
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
 	} else {
@@ -103,18 +121,22 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	for _, r := range routes {
 		t, _ := p.Target(r.Target)
-		tw := &targetWorker{route: r, target: *t, deliv: newDeliverer(*t, rt, cfg)}
+		pol := policies[r.Target]
+		tlog := log.With(zap.String("target", r.Target))
+		tw := &targetWorker{route: r, target: *t, policy: pol, router: newRouter(p, r.Target, r.EventTypes),
+			deliv: newDeliverer(*t, rt, pol.timeout, cfg)}
+		tw.gate = newGate(r.Target, pol, s.metrics, s.pauser(r.Target, tlog), s.resumer(r.Target, tlog), s.stopping, tlog)
 		tw.worker, err = worker.New(worker.Config{
 			Stage:       streams.StageForwarder,
-			Consumer:    s.consumerFor(r),
+			Consumer:    s.consumerFor(r, pol.consumer),
 			Publisher:   s.js,
 			Handler:     s.handlerFor(tw),
 			DLQSubject:  func(string) string { return streams.DLQSubject(streams.StageForwarder, r.Target) },
-			Concurrency: cfg.Concurrency,
-			MaxDeliver:  cfg.Consumer.MaxDeliver,
-			Backoff:     cfg.Retry,
-			AckWait:     cfg.Consumer.AckWait,
-			Logger:      log.With(zap.String("target", r.Target)),
+			Concurrency: pol.concurrency,
+			MaxDeliver:  pol.consumer.MaxDeliver,
+			Backoff:     pol.retry,
+			AckWait:     pol.consumer.AckWait,
+			Logger:      tlog,
 			Registerer:  prometheusWrap(s.ops, r.Target),
 		})
 		if err != nil {
@@ -143,7 +165,30 @@ func (s *Service) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-func (s *Service) consumerFor(r streams.Route) func(context.Context) (jetstream.Consumer, error) {
+// pauser pauses target's consumer on the server until a time, for every
+// replica: its events wait in ZEN_EVENTS while its circuit is open.
+func (s *Service) pauser(target string, log *zap.Logger) func(time.Time) {
+	return func(until time.Time) {
+		ctx, cancel := context.WithTimeout(context.Background(), natsTimeout)
+		defer cancel()
+		if _, err := s.js.PauseConsumer(ctx, streams.StreamEvents, streams.ForwarderConsumer(target), until); err != nil {
+			log.Warn("pause consumer", zap.Error(err))
+		}
+	}
+}
+
+// resumer resumes target's consumer once its circuit closed.
+func (s *Service) resumer(target string, log *zap.Logger) func() {
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), natsTimeout)
+		defer cancel()
+		if _, err := s.js.ResumeConsumer(ctx, streams.StreamEvents, streams.ForwarderConsumer(target)); err != nil {
+			log.Warn("resume consumer", zap.Error(err))
+		}
+	}
+}
+
+func (s *Service) consumerFor(r streams.Route, settings streams.ConsumerSettings) func(context.Context) (jetstream.Consumer, error) {
 	return func(ctx context.Context) (jetstream.Consumer, error) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -152,7 +197,7 @@ func (s *Service) consumerFor(r streams.Route) func(context.Context) (jetstream.
 				return nil, err
 			}
 		}
-		cc, err := streams.ForwarderConsumerConfig(r.Target, r.EventTypes, s.cfg.Consumer)
+		cc, err := streams.ForwarderConsumerConfig(r.Target, r.EventTypes, settings)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +241,7 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 	// The target's series, bound once.
 	inFlight, latency := s.metrics.inFlight.WithLabelValues(name), s.metrics.latency.WithLabelValues(name)
 	attempts := map[string]prometheus.Counter{}
-	for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "error", "duplicate"} {
+	for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "error", "duplicate", "filtered"} {
 		attempts[c] = s.metrics.attempts.WithLabelValues(name, c)
 	}
 	attempt := func(class string) prometheus.Counter {
@@ -223,6 +268,17 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 			s.recordAttempt(att)
 			return worker.DeadLetter("no_dedupe_key", errors.New("event has no Zen-Dedupe-Key or Nats-Msg-Id"))
 		}
+		switch ok, err := tw.router.pass(att.EventType, h, m.Data()); {
+		case err != nil:
+			att.Outcome, att.Error = "dead_letter", err.Error()
+			s.recordAttempt(att)
+			return worker.DeadLetter("undecodable_event", err)
+		case !ok:
+			s.metrics.filtered.WithLabelValues(name).Inc()
+			attempt("filtered").Inc()
+			att.Outcome = "filtered"
+			return worker.AckAfter(func() { s.recordAttempt(att) })
+		}
 		dd, err := s.dedupeBucket(ctx)
 		if err != nil {
 			return worker.Retry(0, "dedupe_unavailable", err)
@@ -245,6 +301,12 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 			s.recordAttempt(att)
 			return worker.DeadLetter("undecodable_event", err)
 		}
+		passed, err := tw.gate.pass(ctx)
+		if err != nil {
+			// Stopping while the circuit is open: the event goes back to
+			// the stream for the next replica or start.
+			return worker.Retry(0, "stopping", err)
+		}
 		inFlight.Inc()
 		start := time.Now()
 		res := tw.deliv.post(ctx, body, key)
@@ -253,12 +315,13 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		latency.Observe(took.Seconds())
 		attempt(class(res)).Inc()
 
-		out := Classify(res.status, res.err, res.retryAfter, res.snippet, s.cfg.Now(), s.cfg.MaxRetryAfter)
+		out := Classify(res.status, res.err, res.retryAfter, res.snippet, s.cfg.Now(), s.cfg.MaxRetryAfter, tw.policy.retryable)
+		passed(out.Kind == worker.KindRetry)
 		att.Status, att.LatencyMS = res.status, float64(took.Microseconds())/1000
 		if out.Err != nil {
 			att.Error = out.Err.Error()
 		}
-		last := int(meta.NumDelivered) >= s.cfg.Consumer.MaxDeliver
+		last := int(meta.NumDelivered) >= tw.policy.consumer.MaxDeliver
 		switch {
 		case out.Kind == worker.KindAck:
 			// The entry, the record and the ack leave in that order, with
@@ -315,7 +378,7 @@ func class(r result) string {
 // workers stop pulling and finish their in-flight deliveries, the ops server
 // stops and the NATS connection is drained.
 func (s *Service) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, s.ops.SetDraining)
+	stop := context.AfterFunc(ctx, func() { s.ops.SetDraining(); close(s.stopping) })
 	defer stop()
 	opsDone := make(chan error, 1)
 	if s.ln != nil {
@@ -325,7 +388,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	errs := make(chan error, len(s.targets))
 	for _, tw := range s.targets {
-		s.log.Info("forwarder consuming", zap.String("target", tw.target.Name), zap.Strings("events", tw.route.EventTypes), zap.Int("concurrency", s.cfg.Concurrency))
+		s.log.Info("forwarder consuming", zap.String("target", tw.target.Name), zap.Strings("events", tw.route.EventTypes),
+			zap.Int("concurrency", tw.policy.concurrency), zap.Int("attempts", tw.policy.consumer.MaxDeliver), zap.Duration("timeout", tw.policy.timeout),
+			zap.Duration("retry_initial", tw.policy.retry.Initial), zap.Duration("retry_max", tw.policy.retry.Max), zap.Bool("retry_linear", tw.policy.retry.Linear),
+			zap.Float64("rate_limit_per_second", tw.policy.rate.PerSecond), zap.Bool("circuit_breaker", tw.policy.breaker.Enabled))
 		go func() { errs <- tw.worker.Run(ctx) }()
 	}
 	var err error

@@ -12,6 +12,11 @@ type metrics struct {
 	// dedupeRecordsFailed counts delivered events whose zen_dedupe entry
 	// was not stored.
 	dedupeRecordsFailed prometheus.Counter
+	// circuitState is each target's breaker: 0 closed, 1 half-open, 2 open.
+	circuitState   *prometheus.GaugeVec
+	circuitChanges *prometheus.CounterVec
+	rateLimitWait  *prometheus.CounterVec
+	filtered       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,7 +43,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dedupeRecordsFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zen_forwarder_dedupe_records_failed_total", Help: "Delivered events whose zen_dedupe entry could not be stored (a later copy could be POSTed again).",
 		}),
+		circuitState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "zen_forwarder_circuit_state", Help: "Each target's circuit breaker: 0 closed, 1 half-open, 2 open (no POSTs; its consumer is paused).",
+		}, []string{"target"}),
+		circuitChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zen_forwarder_circuit_transitions_total", Help: "Circuit breaker transitions, by target and the state entered.",
+		}, []string{"target", "to"}),
+		rateLimitWait: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zen_forwarder_rate_limit_wait_seconds_total", Help: "Time deliveries waited for the target's rate limit.",
+		}, []string{"target"}),
+		filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zen_forwarder_filtered_total", Help: "Events acked without a POST because no flow's filter to the target matched them.",
+		}, []string{"target"}),
 	}
-	reg.MustRegister(m.attempts, m.latency, m.dedupeHits, m.deadLetters, m.inFlight, m.recordsFailed, m.dedupeRecordsFailed)
+	reg.MustRegister(m.attempts, m.latency, m.dedupeHits, m.deadLetters, m.inFlight, m.recordsFailed, m.dedupeRecordsFailed,
+		m.circuitState, m.circuitChanges, m.rateLimitWait, m.filtered)
 	return m
 }

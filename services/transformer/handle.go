@@ -153,7 +153,24 @@ func (s *Service) prepare(ctx context.Context, m jetstream.Msg) (prepared, worke
 			out.Header.Set(zen.HeaderRequestID, v)
 		}
 		out.Header.Set(zen.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
+		carryRequestHeaders(out.Header, h)
 		p.events[i] = out
 	}
 	return p, worker.Outcome{}, true
+}
+
+// carryRequestHeaders copies the raw request's stored headers onto its
+// event, for the flows' request filters (path, query, headers) and for
+// tracing an event back to its request: all but JetStream's own, the body's
+// Content-Type (the event's is JSON) and the signature (checked already),
+// and none the event has set itself.
+func carryRequestHeaders(event, raw nats.Header) {
+	for k, vs := range raw {
+		if strings.HasPrefix(k, "Nats-") || k == zen.HeaderContentType || k == zen.HeaderTwilioSignature {
+			continue
+		}
+		if _, set := event[k]; !set {
+			event[k] = vs
+		}
+	}
 }
