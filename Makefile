@@ -90,6 +90,7 @@ fuzz:
 	$(GO) test ./pkg/zen -run '^$$' -fuzz FuzzAppendJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/natsconn -run '^$$' -fuzz FuzzPubAck -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/webform -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/pack -run '^$$' -fuzz FuzzLoadPackage -fuzztime $(FUZZTIME)
 .PHONY: fuzz
 
 ## run: the whole pipeline locally on an embedded NATS server (data in .zen/)

@@ -21,8 +21,9 @@ type Filter struct {
 	Headers []Condition
 }
 
-// Condition tests one value. Exactly one operator is set: In (the value is
-// one of), NotIn (present and none of), Prefix, or Exists.
+// Condition tests one value. Exactly one operator is set: In (present and
+// one of), NotIn (absent, or none of), Prefix (present and starting with),
+// or Exists (present, or absent with false).
 type Condition struct {
 	// Field is the payload field, query parameter or header name.
 	Field  string
@@ -89,12 +90,12 @@ func (c Condition) match(v string, present bool) bool {
 	switch {
 	case c.Exists != nil:
 		return present == *c.Exists
+	case c.NotIn != nil:
+		return !present || !setOf(c.NotIn)[v]
 	case !present:
 		return false
 	case c.In != nil:
 		return setOf(c.In)[v]
-	case c.NotIn != nil:
-		return !setOf(c.NotIn)[v]
 	default:
 		return strings.HasPrefix(v, c.Prefix)
 	}
