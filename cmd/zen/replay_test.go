@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
@@ -145,4 +146,147 @@ func waitForwarderIdle(t *testing.T, srv *natstest.Server) {
 		}
 		return nil
 	})
+}
+
+// deadLetter stores one dead letter shaped as the worker builds it.
+func deadLetter(t *testing.T, js jetstream.JetStream, stage, name, origSubj, eventType, key string, seq uint64) {
+	t.Helper()
+	h := nats.Header{}
+	if eventType != "" {
+		h.Set(zen.HeaderEventType, eventType)
+	}
+	if key != "" {
+		h.Set(zen.HeaderDedupeKey, key)
+	}
+	reason := name
+	if stage == streams.StageForwarder {
+		reason = "http_422"
+		if strings.HasPrefix(key, "tw-CA") {
+			reason = "http_503"
+		}
+	}
+	m := worker.BuildDeadLetter(origSubj, h, []byte(`{}`), worker.DeadLetterInfo{
+		Subject: streams.DLQSubject(stage, name), Stage: stage, Reason: reason, Err: fmt.Errorf("%s", reason),
+		Stream: "ORIGIN", Consumer: stage, StreamSeq: seq, Deliveries: 5,
+	})
+	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every filter of `zen replay` selects what it names, a flag that does not
+// apply to the kind is refused with exit 2, and --dry-run and --list change
+// nothing.
+func TestReplayFlags(t *testing.T) {
+	srv := natstest.Run(t)
+	js := srv.JetStream(t)
+	natstest.ApplyStreams(t, js, streams.DefaultConfig())
+	const cw, an = "communications-warehouse", "analytics"
+	fw := streams.StageForwarder
+	// Six 422s to the warehouse, then (after `between`) one 503 to the
+	// warehouse, one 422 to analytics and one transformer dead letter.
+	for i := range 6 {
+		deadLetter(t, js, fw, cw, "zen.events.message.status", "message.status", fmt.Sprintf("tw-SM%d.message.status.failed", i), uint64(i+1))
+	}
+	time.Sleep(20 * time.Millisecond)
+	between := time.Now().UTC().Format(time.RFC3339Nano)
+	time.Sleep(20 * time.Millisecond)
+	deadLetter(t, js, fw, cw, "zen.events.call.status", "call.status", "tw-CA1.call.status.completed", 7)
+	deadLetter(t, js, fw, an, "zen.events.message.status", "message.status", "tw-SM9.message.status.failed", 8)
+	deadLetter(t, js, streams.StageTransformer, "missing_required", "twilio.raw.message-status", "", "", 9)
+
+	cli := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runZen(t, append(args, "--nats-url", srv.URL)...)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"replay", "raw", "--since", "1h", "--force"}, "--force does not apply to replay raw"},
+		{[]string{"replay", "dlq", "--seq", "3"}, "--seq does not apply to replay dlq"},
+		{[]string{"replay", "dlq", "--force", "--package", "x"}, "--force, --package does not apply"},
+		{[]string{"replay", "event", "1", "--reason", "http_422"}, "--reason does not apply to replay event"},
+		{[]string{"replay", "event", "1", "--dry-run"}, "--dry-run does not apply to replay event"},
+		{[]string{"replay", "dlq", "--stage", "transformer", "--target", cw}, "--target names a forwarder target"},
+		{[]string{"replay", "dlq", "--filter", "zen.dlq.>", "--stage", "forwarder"}, "--filter replaces --stage"},
+		{[]string{"replay", "dlq", "--list", "--dry-run"}, "not both"},
+		{[]string{"replay", "dlq", "--since", "10m", "--until", "1h"}, "--until is before --since"},
+	} {
+		code, _, errOut := cli(tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("zen %s: exit %d, stderr %q; want exit 2 saying %q", strings.Join(tc.args, " "), code, errOut, tc.want)
+		}
+	}
+
+	counts := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--reason", "http_422"}, 7},
+		{[]string{"--reason", "http_422", "--target", cw}, 6},
+		{[]string{"--target", an}, 1},
+		{[]string{"--stage", "transformer"}, 1},
+		{[]string{"--reason", "missing_required"}, 1},
+		{[]string{"--event", "message.status"}, 7},
+		{[]string{"--event", "call.status"}, 1},
+		{[]string{"--event", "message-status"}, 1},
+		{[]string{"--until", between}, 6},
+		{[]string{"--since", between}, 3},
+		{[]string{"--since", between, "--stage", "forwarder", "--reason", "http_422"}, 1},
+		{[]string{"--reason", "http_422", "--limit", "2"}, 2},
+		{[]string{"--reason", "http_404"}, 0},
+	}
+	for _, tc := range counts {
+		args := append([]string{"replay", "dlq", "--list"}, tc.args...)
+		code, out, errOut := cli(args...)
+		if want := fmt.Sprintf("%d dead letters (listed only)", tc.want); code != 0 || !strings.Contains(out, want) {
+			t.Errorf("zen %s: exit %d\n%s%s\nwant %q", strings.Join(args, " "), code, out, errOut, want)
+		}
+	}
+
+	code, out, errOut := cli("replay", "dlq", "--reason", "http_422", "--dry-run")
+	if code != 0 || !strings.Contains(out, "dry run: 7 dead letters would be replayed (5 shown); nothing was sent") {
+		t.Errorf("dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	if rows := strings.Count(out, "tw-SM"); rows != 5 {
+		t.Errorf("dry run showed %d dead letters, want a sample of 5:\n%s", rows, out)
+	}
+	if !strings.Contains(out, "tw-SM0.message.status.failed") || !strings.Contains(out, "http_422") {
+		t.Errorf("dry run does not show the dedupe key and the reason:\n%s", out)
+	}
+	stored := func() uint64 {
+		t.Helper()
+		s, err := js.Stream(context.Background(), streams.StreamDLQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	if n := stored(); n != 9 {
+		t.Fatalf("ZEN_DLQ holds %d dead letters after --list and --dry-run, want all 9", n)
+	}
+
+	code, out, errOut = cli("replay", "dlq", "--target", an, "--reason", "http_422")
+	if code != 0 || !strings.Contains(out, "replayed 1 dead letters") {
+		t.Fatalf("replay: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := stored(); n != 8 {
+		t.Errorf("ZEN_DLQ holds %d dead letters after replaying one, want 8", n)
+	}
+	ev, err := js.Stream(context.Background(), streams.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ev.GetLastMsgForSubject(context.Background(), "zen.events.message.status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := got.Header.Get(zen.HeaderDedupeKey); k != "tw-SM9.message.status.failed" {
+		t.Errorf("replayed event has dedupe key %q, want the analytics dead letter's", k)
+	}
 }

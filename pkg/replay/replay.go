@@ -45,25 +45,55 @@ type Filter struct {
 	Subjects []string
 	// Since keeps messages stored at or after it (zero: from the start).
 	Since time.Time
+	// Until keeps messages stored at or before it (zero: to the end). A
+	// stream's timestamps grow with its sequence, so the scan stops at the
+	// first message after Until.
+	Until time.Time
 	// Seqs keeps only these stream sequences (empty: all).
 	Seqs []uint64
+	// Match, when set, keeps only the messages it returns true for (header
+	// filters such as a dead letter's reason). Limit counts kept messages.
+	Match func(Message) bool
 	// Limit stops after this many matches (0: no limit).
 	Limit int
 }
 
-// DLQFilter is Filter for dead letters of one stage ("" = all stages) and
-// one reason or target ("" = all).
-func DLQFilter(stage, name string, since time.Time) Filter {
-	subj := streams.DLQRoot + ".>"
-	switch {
-	case stage != "" && name != "":
-		subj = streams.DLQSubject(stage, name)
-	case stage != "":
-		subj = streams.DLQRoot + "." + streams.Token(stage) + ".>"
-	case name != "":
-		subj = streams.DLQRoot + ".*." + streams.Token(name)
+// admit says whether m is kept and whether the scan is over.
+func (f Filter) admit(m Message) (keep, stop bool) {
+	if !f.Until.IsZero() && m.Time.After(f.Until) {
+		return false, len(f.Seqs) == 0
 	}
-	return Filter{Subjects: []string{subj}, Since: since}
+	return f.Match == nil || f.Match(m), false
+}
+
+// DLQSubject is the ZEN_DLQ subject filter for dead letters of one stage
+// ("" = all stages) and, for the forwarder, one target ("" = all): a
+// forwarder dead letter's last subject token is its target, a
+// transformer's is its reason.
+func DLQSubject(stage, target string) string {
+	switch {
+	case target != "":
+		return streams.DLQSubject(streams.StageForwarder, target)
+	case stage != "":
+		return streams.DLQRoot + "." + streams.Token(stage) + ".>"
+	default:
+		return streams.DLQRoot + ".>"
+	}
+}
+
+// HasEventType reports whether m is of event type or Twilio event e: its
+// Zen-Event-Type header (events and the forwarder's dead letters) or the
+// subject it was stored or failed on (raw requests and the transformer's
+// dead letters, twilio.raw.<event>).
+func HasEventType(m Message, e string) bool {
+	if m.Header.Get(zen.HeaderEventType) == e {
+		return true
+	}
+	subj := m.Header.Get(zen.HeaderOrigSubj)
+	if subj == "" {
+		subj = m.Subject
+	}
+	return subj == streams.RawSubject(e) || subj == streams.EventSubject(e)
 }
 
 // List returns the messages of stream that match f, oldest first.
@@ -93,6 +123,9 @@ func scan(ctx context.Context, js jetstream.JetStream, stream string, f Filter, 
 			m := Message{Stream: stream, Seq: raw.Sequence, Subject: raw.Subject, Time: raw.Time, Header: raw.Header, Data: raw.Data}
 			if m.Header == nil {
 				m.Header = nats.Header{}
+			}
+			if keep, _ := f.admit(m); !keep {
+				continue
 			}
 			if err := fn(m); err != nil {
 				return err
@@ -132,10 +165,16 @@ func scan(ctx context.Context, js jetstream.JetStream, stream string, f Filter, 
 			if m.Header == nil {
 				m.Header = nats.Header{}
 			}
-			if err := fn(m); err != nil {
-				return err
+			keep, stop := f.admit(m)
+			if stop {
+				return nil
 			}
-			n++
+			if keep {
+				if err := fn(m); err != nil {
+					return err
+				}
+				n++
+			}
 			if meta.NumPending == 0 || (f.Limit > 0 && n >= f.Limit) {
 				return nil
 			}

@@ -211,7 +211,7 @@ func (e *env) drained(timeout time.Duration) {
 
 func (e *env) dlq() []replay.Message {
 	e.t.Helper()
-	msgs, err := replay.List(e.ctx, e.js, streams.StreamDLQ, replay.DLQFilter(streams.StageForwarder, "", time.Time{}))
+	msgs, err := replay.List(e.ctx, e.js, streams.StreamDLQ, replay.Filter{Subjects: []string{replay.DLQSubject(streams.StageForwarder, "")}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
