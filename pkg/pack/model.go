@@ -173,7 +173,8 @@ type Field struct {
 	// present wins. JSON input uses dotted paths (data.verification_sid).
 	From []string
 	// Type is the conversion: string (default), integer, boolean, time,
-	// lowercase, list.
+	// lowercase, list, raw (the value as decoded: an object stays an
+	// object, e.g. $params).
 	Type string
 	// Default is used when no source is present (converted by Type).
 	Default *string
@@ -184,7 +185,7 @@ type Field struct {
 }
 
 // Conversions are the field types a rule may use.
-var Conversions = []string{"string", "integer", "boolean", "time", "lowercase", "list"}
+var Conversions = []string{"string", "integer", "boolean", "time", "lowercase", "list", "raw"}
 
 // Builtins are the values a rule may read besides parameters. $params is
 // every parameter of the request (a form as an object of strings, a list

@@ -457,6 +457,8 @@ var timeLayouts = []string{time.RFC3339Nano, time.RFC1123Z, time.RFC1123, time.R
 
 func convert(typ string, v any) (any, error) {
 	switch typ {
+	case "raw":
+		return v, nil
 	case "string":
 		return text(v), nil
 	case "lowercase":
