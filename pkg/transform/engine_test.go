@@ -127,6 +127,8 @@ func TestRuleErrors(t *testing.T) {
 		{"json scalar element", "verification-status", "application/json", "[1]", transform.ReasonUndecodableBody},
 		{"unknown event", "unknown", "", "Foo=bar", transform.ReasonUnknownEvent},
 		{"unsupported content type", "message-status", "text/plain", "hi", transform.ReasonUnsupportedContent},
+		{"conversations event no rule maps", "conversation-event", "", "EventType=onUserAdded&ChatServiceSid=IS1&ConversationSid=CH1", transform.ReasonNoMatchingRule},
+		{"cloudevent of an unmapped type", "event-streams", "application/json", `[{"specversion":"1.0","id":"EZ1","type":"com.twilio.studio.flow.started","data":{}}]`, transform.ReasonNoMatchingRule},
 		{"media count lies", "incoming-message", "", "MessageSid=MM1&From=a&To=b&NumMedia=2&MediaUrl0=x", transform.ReasonBadConversion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,3 +168,18 @@ func TestClockAndReceivedTime(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestCloudEventPicksItsRuleWhateverTheURL: a sink at one family's URL
+// still transforms another family's CloudEvent by its type.
+func TestCloudEventPicksItsRuleWhateverTheURL(t *testing.T) {
+	t.Parallel()
+	e := mustEngine(t)
+	body := `[{"specversion":"1.0","id":"EZ9","type":"com.twilio.messaging.message.sent","data":{"messageSid":"SM9","messageStatus":"SENT"}}]`
+	rs, err := e.Transform("verification-status", "application/json", []byte(body), cardTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rs[0].DedupeKey, "tw-SM9.message.status.sent"; got != want {
+		t.Errorf("DedupeKey = %q, want %q", got, want)
+	}
+}
