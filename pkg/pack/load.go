@@ -128,7 +128,7 @@ func (l *loader) reader(file string) *nodeReader {
 }
 
 func (l *loader) load() *Package {
-	p := &Package{Dir: l.dir, byTwilio: map[string]*Rule{}, byType: map[string]*Rule{}}
+	p := &Package{Dir: l.dir, byTwilio: map[string][]*Rule{}, byType: map[string][]*Rule{}}
 	root, file := l.parse("package.yaml")
 	if root == nil {
 		return p
@@ -159,16 +159,15 @@ func (l *loader) load() *Package {
 	}
 	for i := range p.Rules {
 		rule := &p.Rules[i]
-		if prev, dup := p.byTwilio[rule.TwilioEvent]; dup && rule.TwilioEvent != "" {
-			l.c.errorf(rule.File, rule.Line, "twilio_event", "duplicate rule for %q (first at %s:%d)", rule.TwilioEvent, prev.File, prev.Line)
-			continue
+		// A rule without a match takes every request of its Twilio event:
+		// a later rule of the same event could never apply.
+		for _, prev := range p.byTwilio[rule.TwilioEvent] {
+			if len(prev.Match) == 0 && rule.TwilioEvent != "" {
+				l.c.errorf(rule.File, rule.Line, "twilio_event", "rule for %q is unreachable: the rule at %s:%d has no match and takes every request", rule.TwilioEvent, prev.File, prev.Line)
+			}
 		}
-		p.byTwilio[rule.TwilioEvent] = rule
-		if prev, dup := p.byType[rule.EventType]; dup && rule.EventType != "" {
-			l.c.errorf(rule.File, rule.Line, "event_type", "two rules produce %q (first at %s:%d)", rule.EventType, prev.File, prev.Line)
-			continue
-		}
-		p.byType[rule.EventType] = rule
+		p.byTwilio[rule.TwilioEvent] = append(p.byTwilio[rule.TwilioEvent], rule)
+		p.byType[rule.EventType] = append(p.byType[rule.EventType], rule)
 	}
 	l.validate(p, file)
 	return p
@@ -265,7 +264,7 @@ func (l *loader) ruleFile(name string, p *Package) {
 }
 
 func (l *loader) rule(r *nodeReader, n *yaml.Node, path string) Rule {
-	m := r.mapping(n, path, []string{"twilio_event", "event_type", "priority", "primary_id", "discriminators", "required", "payload"},
+	m := r.mapping(n, path, []string{"twilio_event", "event_type", "priority", "primary_id", "discriminators", "required", "match", "payload"},
 		[]string{"twilio_event", "event_type", "priority", "primary_id", "payload"})
 	rule := Rule{TwilioEvent: r.str(m["twilio_event"], path+".twilio_event"), EventType: r.str(m["event_type"], path+".event_type"),
 		Priority: r.integer(m["priority"], path+".priority"), PrimaryID: r.strOrStrs(m["primary_id"], path+".primary_id"),
@@ -273,6 +272,7 @@ func (l *loader) rule(r *nodeReader, n *yaml.Node, path string) Rule {
 	for i, d := range r.seq(m["discriminators"], path+".discriminators") {
 		rule.Discriminators = append(rule.Discriminators, r.strOrStrs(d, fmt.Sprintf("%s.discriminators[%d]", path, i)))
 	}
+	rule.Match = l.match(r, m["match"], path+".match")
 	if m["priority"] != nil && (rule.Priority < 0 || rule.Priority > 100) {
 		r.c.errorf(r.file, m["priority"].Line, path+".priority", "must be between 0 and 100, got %d", rule.Priority)
 	}
@@ -287,6 +287,33 @@ func (l *loader) rule(r *nodeReader, n *yaml.Node, path string) Rule {
 		rule.Payload = append(rule.Payload, f)
 	}
 	return rule
+}
+
+// match reads a rule's `match`: a mapping of parameter path to a pattern
+// or a list of patterns, kept in file order.
+func (l *loader) match(r *nodeReader, n *yaml.Node, path string) []MatchCond {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+		r.c.errorf(r.file, n.Line, path, "want a mapping of parameter to pattern(s)")
+		return nil
+	}
+	var out []MatchCond
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if seen[k.Value] {
+			r.c.errorf(r.file, k.Line, path+"."+k.Value, "duplicate key")
+		}
+		seen[k.Value] = true
+		c := MatchCond{Path: k.Value, Patterns: r.strOrStrs(n.Content[i+1], path+"."+k.Value), Line: k.Line}
+		if len(c.Patterns) == 0 {
+			r.c.errorf(r.file, k.Line, path+"."+k.Value, "needs at least one pattern")
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func (l *loader) field(r *nodeReader, n *yaml.Node, path string) Field {

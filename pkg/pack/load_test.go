@@ -2,6 +2,7 @@ package pack_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,7 +27,10 @@ func TestShippedPackageLoadsClean(t *testing.T) {
 	if len(p.Warnings) != 0 {
 		t.Errorf("warnings: %v", p.Warnings)
 	}
-	if got, want := len(p.Rules), 6; got != want {
+	// The six classic families, Event Streams messaging and voice, Verify's
+	// verification and message-status CloudEvents, and the eleven
+	// Conversations post-event webhooks (issue 25).
+	if got, want := len(p.Rules), 21; got != want {
 		t.Errorf("rules = %d, want %d", got, want)
 	}
 	tg, ok := p.Target("communications-warehouse")
@@ -37,8 +41,8 @@ func TestShippedPackageLoadsClean(t *testing.T) {
 		t.Errorf("target not substituted: url %q", tg.URL)
 	}
 	routes := p.Routes()
-	if len(routes) != 1 || len(routes[0].EventTypes) != 6 {
-		t.Errorf("routes = %+v, want all six events to the warehouse", routes)
+	if len(routes) != 1 || len(routes[0].EventTypes) != 18 {
+		t.Errorf("routes = %+v, want all 18 event types to the warehouse", routes)
 	}
 	if r, ok := p.Response("incoming-call"); !ok || r.Body != "<Response/>" || r.ContentType != "text/xml" {
 		t.Errorf("incoming-call response = %+v, %v", r, ok)
@@ -157,5 +161,47 @@ func TestEmptyAndInvalidFiles(t *testing.T) {
 	write(t, dir, "package.yaml", "package: [\n")
 	if _, err := pack.Load(dir, env); err == nil || !strings.Contains(err.Error(), "invalid YAML") {
 		t.Errorf("invalid YAML: %v", err)
+	}
+}
+
+// TestRuleAfterAnUnconditionalRuleIsUnreachable: a rule without a match
+// takes every request of its Twilio event, so a later rule of the same
+// event is an error naming both lines.
+func TestRuleAfterAnUnconditionalRuleIsUnreachable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	files, _ := filepath.Glob(filepath.Join(shipped, "*.yaml"))
+	for _, src := range files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, dir, filepath.Base(src), string(b))
+	}
+	extra := "\n  - twilio_event: message-status\n    event_type: message.status\n    priority: 75\n    primary_id: MessageSid\n    match: {Foo: bar}\n    payload:\n      - field: message_sid\n        from: MessageSid\n"
+	f, err := os.OpenFile(filepath.Join(dir, "message_events.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(extra); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = pack.Load(dir, env)
+	if err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("Load = %v, want an unreachable-rule error", err)
+	}
+}
+
+func TestMatchCondHolds(t *testing.T) {
+	t.Parallel()
+	c := pack.MatchCond{Path: "type", Patterns: []string{"onMessageAdded", "com.twilio.messaging.message.*"}}
+	for v, want := range map[string]bool{
+		"onMessageAdded": true, "onMessageAdd": false, "com.twilio.messaging.message.delivered": true,
+		"com.twilio.messaging.inbound-message.received": false, "": false,
+	} {
+		if got := c.Holds(v); got != want {
+			t.Errorf("Holds(%q) = %v, want %v", v, got, want)
+		}
 	}
 }

@@ -9,6 +9,8 @@
 package pack
 
 import (
+	"strings"
+
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/streams"
 )
@@ -30,8 +32,10 @@ type Package struct {
 	// Options.AllowMissingEnv (otherwise a missing variable is an error).
 	MissingEnv []string
 
-	byTwilio map[string]*Rule
-	byType   map[string]*Rule
+	// byTwilio and byType list the rules of each Twilio event and of each
+	// Zen event type, in file order.
+	byTwilio map[string][]*Rule
+	byType   map[string][]*Rule
 }
 
 // Meta is the package block.
@@ -129,9 +133,37 @@ type Rule struct {
 	Discriminators [][]string
 	// Required parameters; a missing one dead-letters the request.
 	Required []string
-	Payload  []Field
-	File     string
+	// Match, when set, narrows the rule to the requests (or CloudEvents)
+	// it matches; see [MatchCond]. Several rules may share a Twilio event
+	// when each earlier one has a Match: the first that matches applies.
+	Match   []MatchCond
+	Payload []Field
+	File    string
+	Line    int
+}
+
+// MatchCond is one entry of a rule's match: the value at Path (a parameter
+// or a dotted JSON path such as type) must equal one of Patterns; a pattern
+// ending in "*" matches every value that starts with what precedes it
+// ("com.twilio.messaging.message.*"). A rule matches when all its
+// conditions hold.
+type MatchCond struct {
+	Path     string
+	Patterns []string
 	Line     int
+}
+
+// Holds reports whether value satisfies one of the condition's patterns.
+func (c MatchCond) Holds(value string) bool {
+	for _, p := range c.Patterns {
+		if prefix, wild := strings.CutSuffix(p, "*"); wild && strings.HasPrefix(value, prefix) {
+			return true
+		}
+		if p == value {
+			return true
+		}
+	}
+	return false
 }
 
 // Field is one output field of a rule's payload.
@@ -141,7 +173,8 @@ type Field struct {
 	// present wins. JSON input uses dotted paths (data.verification_sid).
 	From []string
 	// Type is the conversion: string (default), integer, boolean, time,
-	// lowercase, list.
+	// lowercase, list, raw (the value as decoded: an object stays an
+	// object, e.g. $params).
 	Type string
 	// Default is used when no source is present (converted by Type).
 	Default *string
@@ -152,21 +185,29 @@ type Field struct {
 }
 
 // Conversions are the field types a rule may use.
-var Conversions = []string{"string", "integer", "boolean", "time", "lowercase", "list"}
+var Conversions = []string{"string", "integer", "boolean", "time", "lowercase", "list", "raw"}
 
-// Builtins are the values a rule may read besides parameters.
-var Builtins = []string{"$received_at", "$processed_at", "$twilio_event", "$event_type"}
+// Builtins are the values a rule may read besides parameters. $params is
+// every parameter of the request (a form as an object of strings, a list
+// for a repeated key; a CloudEvent as the whole CloudEvent object).
+var Builtins = []string{"$received_at", "$processed_at", "$twilio_event", "$event_type", "$params"}
 
-// RuleFor returns the rule for a Twilio event.
+// RuleFor returns the first rule of a Twilio event.
 func (p *Package) RuleFor(twilioEvent string) (*Rule, bool) {
-	r, ok := p.byTwilio[twilioEvent]
-	return r, ok
+	rs := p.byTwilio[twilioEvent]
+	if len(rs) == 0 {
+		return nil, false
+	}
+	return rs[0], true
 }
 
-// RuleForType returns the rule producing a Zen event type.
+// RuleForType returns the first rule producing a Zen event type.
 func (p *Package) RuleForType(eventType string) (*Rule, bool) {
-	r, ok := p.byType[eventType]
-	return r, ok
+	rs := p.byType[eventType]
+	if len(rs) == 0 {
+		return nil, false
+	}
+	return rs[0], true
 }
 
 // Target returns the target with the given name.

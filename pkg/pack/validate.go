@@ -76,7 +76,7 @@ func (l *loader) validateFilter(p *Package, file string, f Flow, path string) {
 	}
 	fields := map[string]bool{}
 	for _, ev := range f.Events {
-		if rule, ok := p.byType[ev]; ok {
+		for _, rule := range p.byType[ev] {
 			for _, fd := range rule.Payload {
 				fields[fd.Name] = true
 			}

@@ -33,8 +33,12 @@ type Result struct {
 
 // Engine applies a package's rules. It is safe for concurrent use.
 type Engine struct {
-	rules map[string]*compiled
-	now   func() time.Time
+	// rules lists the rules of each Twilio event in file order.
+	rules map[string][]*compiled
+	// matched lists every rule with a match, in file order: the rules a
+	// CloudEvent is dispatched to.
+	matched []*compiled
+	now     func() time.Time
 }
 
 // Option configures an Engine.
@@ -55,15 +59,72 @@ func New(p *pack.Package, opts ...Option) (*Engine, error) {
 	if p == nil {
 		return nil, fmt.Errorf("transform: nil package")
 	}
-	e := &Engine{rules: map[string]*compiled{}, now: time.Now}
+	e := &Engine{rules: map[string][]*compiled{}, now: time.Now}
 	for _, o := range opts {
 		o(e)
 	}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		e.rules[r.TwilioEvent] = &compiled{rule: r, destination: p.DestinationFor(r.EventType), fields: r.Payload}
+		c := &compiled{rule: r, destination: p.DestinationFor(r.EventType), fields: r.Payload}
+		e.rules[r.TwilioEvent] = append(e.rules[r.TwilioEvent], c)
+		if len(r.Match) > 0 {
+			e.matched = append(e.matched, c)
+		}
 	}
 	return e, nil
+}
+
+// pick returns the rule for one request or CloudEvent.
+//
+// A CloudEvent names its own type, and an Event Streams sink receives every
+// type it is subscribed to in one batch at one URL (issue 25), so a
+// CloudEvent goes to the first rule of the package whose match it
+// satisfies, whatever URL it reached. Anything else (and a CloudEvent no
+// match claims) goes to the first rule of twilioEvent that matches it.
+func (e *Engine) pick(twilioEvent string, src source) (*compiled, error) {
+	if isCloudEvent(src) {
+		for _, c := range e.matched {
+			if c.matches(src) {
+				return c, nil
+			}
+		}
+	}
+	cs, ok := e.rules[twilioEvent]
+	if !ok {
+		return nil, &RuleError{Rule: twilioEvent, Reason: ReasonUnknownEvent, Err: ErrUnknownEvent}
+	}
+	for _, c := range cs {
+		if c.matches(src) {
+			return c, nil
+		}
+	}
+	return nil, &RuleError{Rule: twilioEvent, Reason: ReasonNoMatchingRule, Err: ErrNoMatchingRule}
+}
+
+// isCloudEvent reports whether src is a CloudEvent (it has a string
+// specversion and type, CloudEvents 1.0's required attributes).
+func isCloudEvent(src source) bool {
+	if _, ok := src.(jsonSource); !ok {
+		return false
+	}
+	v, ok := src.get("specversion")
+	if _, isStr := v.(string); !ok || !isStr {
+		return false
+	}
+	t, ok := src.get("type")
+	_, isStr := t.(string)
+	return ok && isStr
+}
+
+// matches reports whether every condition of the rule's match holds.
+func (c *compiled) matches(src source) bool {
+	for _, m := range c.rule.Match {
+		v, ok := src.get(m.Path)
+		if !ok || !m.Holds(text(v)) {
+			return false
+		}
+	}
+	return true
 }
 
 // source is the parameters of one request.
@@ -71,6 +132,8 @@ type source interface {
 	// get returns the value at path: a string for forms; for JSON any
 	// decoded value (string, json.Number, bool, map, slice).
 	get(path string) (any, bool)
+	// all returns every parameter: for $params.
+	all() any
 }
 
 type formSource url.Values
@@ -83,7 +146,27 @@ func (f formSource) get(path string) (any, bool) {
 	return vs[0], true
 }
 
+// all is the form as an object: a key's value, or its values in order
+// when Twilio repeated it.
+func (f formSource) all() any {
+	out := make(map[string]any, len(f))
+	for k, vs := range f {
+		switch len(vs) {
+		case 0:
+		case 1:
+			out[k] = vs[0]
+		default:
+			out[k] = append([]string(nil), vs...)
+		}
+	}
+	return out
+}
+
 type jsonSource struct{ doc any }
+
+// all is the JSON element itself (for a CloudEvent: all its attributes
+// and its data).
+func (j jsonSource) all() any { return j.doc }
 
 func (j jsonSource) get(path string) (any, bool) {
 	cur := j.doc
@@ -98,7 +181,12 @@ func (j jsonSource) get(path string) (any, bool) {
 			}
 			cur = next
 		case []any:
+			// A negative index counts from the end: attempts.-1 is the
+			// latest attempt.
 			i, err := strconv.Atoi(part)
+			if err == nil && i < 0 {
+				i += len(v)
+			}
 			if err != nil || i < 0 || i >= len(v) {
 				return nil, false
 			}
@@ -152,23 +240,20 @@ func (e *Engine) Transform(twilioEvent, contentType string, body []byte, receive
 	}
 }
 
-// FromForm applies the rule of twilioEvent to form parameters.
+// FromForm applies the first rule of twilioEvent that matches the form
+// parameters.
 func (e *Engine) FromForm(twilioEvent string, form url.Values, receivedAt time.Time) (Result, error) {
-	c, ok := e.rules[twilioEvent]
-	if !ok {
-		return Result{}, &RuleError{Rule: twilioEvent, Reason: ReasonUnknownEvent, Err: ErrUnknownEvent}
+	c, err := e.pick(twilioEvent, formSource(form))
+	if err != nil {
+		return Result{}, err
 	}
 	return c.apply(formSource(form), receivedAt, e.now())
 }
 
-// FromJSON applies the rule of twilioEvent to a decoded JSON document: an
-// object is one event, an array one event per element (Event Streams
-// delivers CloudEvents in batches).
+// FromJSON applies the rules to a decoded JSON document: an object is one
+// event, an array one event per element (Event Streams delivers
+// CloudEvents in batches), each element picked its own rule (see pick).
 func (e *Engine) FromJSON(twilioEvent string, doc any, receivedAt time.Time) ([]Result, error) {
-	c, ok := e.rules[twilioEvent]
-	if !ok {
-		return nil, &RuleError{Rule: twilioEvent, Reason: ReasonUnknownEvent, Err: ErrUnknownEvent}
-	}
 	items, isArray := doc.([]any)
 	if !isArray {
 		items = []any{doc}
@@ -181,6 +266,10 @@ func (e *Engine) FromJSON(twilioEvent string, doc any, receivedAt time.Time) ([]
 	for i, it := range items {
 		if _, ok := it.(map[string]any); !ok {
 			return nil, &RuleError{Rule: twilioEvent, Reason: ReasonUndecodableBody, Err: fmt.Errorf("element %d is not a JSON object", i)}
+		}
+		c, err := e.pick(twilioEvent, jsonSource{it})
+		if err != nil {
+			return nil, err
 		}
 		r, err := c.apply(jsonSource{it}, receivedAt, now)
 		if err != nil {
@@ -237,6 +326,8 @@ func (c *compiled) apply(src source, receivedAt, processedAt time.Time) (Result,
 			return r.TwilioEvent, true
 		case "$event_type":
 			return r.EventType, true
+		case "$params":
+			return src.all(), true
 		}
 		return nil, false
 	}
@@ -366,6 +457,8 @@ var timeLayouts = []string{time.RFC3339Nano, time.RFC1123Z, time.RFC1123, time.R
 
 func convert(typ string, v any) (any, error) {
 	switch typ {
+	case "raw":
+		return v, nil
 	case "string":
 		return text(v), nil
 	case "lowercase":

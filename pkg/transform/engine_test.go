@@ -25,6 +25,8 @@ func TestDedupeKeys(t *testing.T) {
 		{"call status with sequence", "call-status", "CallSid=CA4&CallStatus=ringing&SequenceNumber=0", "tw-CA4.call.status.ringing.0"},
 		{"recording", "recording-status", "RecordingSid=RE1&CallSid=CA4&RecordingStatus=completed", "tw-RE1.recording.status.completed"},
 		{"verification form", "verification-status", "VerificationSid=VE1&Status=approved", "tw-VE1.verification.status.approved"},
+		{"conference recording", "recording-status", "RecordingSid=RE2&ConferenceSid=CF1&RecordingStatus=completed", "tw-RE2.recording.status.completed"},
+		{"conversations message added", "conversation-event", "EventType=onMessageAdded&ConversationSid=CH1&MessageSid=IM1", "tw-IM1.conversation.message.added"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -67,21 +69,35 @@ func TestCloudEventsArrayGivesOneEventEach(t *testing.T) {
 	if len(rs) != 2 {
 		t.Fatalf("got %d events, want 2", len(rs))
 	}
-	if rs[0].DedupeKey != "tw-VE1.verification.status.pending" || rs[1].DedupeKey != "tw-VE1.verification.status.approved" {
+	// Each key ends with the CloudEvent id (discriminators are lower-cased).
+	if rs[0].DedupeKey != "tw-VE1.verification.status.pending.ez1" || rs[1].DedupeKey != "tw-VE1.verification.status.approved.ez2" {
 		t.Errorf("keys = %q, %q", rs[0].DedupeKey, rs[1].DedupeKey)
 	}
 }
 
-func TestUnknownParametersAreIgnored(t *testing.T) {
+// TestUnknownParametersAreKept: a parameter no rule maps never fails the
+// request and gets no field of its own; it reaches the warehouse in the
+// twilio object, untouched (issue 25: nothing Twilio sends is lost).
+func TestUnknownParametersAreKept(t *testing.T) {
 	t.Parallel()
 	e := mustEngine(t)
 	rs, err := e.Transform("message-status", "", []byte("MessageSid=SM1&MessageStatus=sent&BrandNewTwilioField=x&AddOns=%7B%22status%22%3A%22successful%22%7D"), cardTime)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(rs[0].Event)
-	if got := string(b); contains(got, "BrandNew") || contains(got, "AddOns") {
-		t.Errorf("unknown parameter leaked into the event: %s", got)
+	for _, f := range rs[0].Event.Payload {
+		if f.Name == "twilio" {
+			continue
+		}
+		b, _ := json.Marshal(f.Value)
+		if contains(string(b), "BrandNew") || contains(string(b), "successful") {
+			t.Errorf("unknown parameter leaked into field %s: %s", f.Name, b)
+		}
+	}
+	tw, _ := rs[0].Event.Payload.Get("twilio")
+	m, _ := tw.(map[string]any)
+	if m["BrandNewTwilioField"] != "x" || m["AddOns"] != `{"status":"successful"}` {
+		t.Errorf("twilio = %#v, want the unknown parameters as sent", tw)
 	}
 }
 
@@ -111,6 +127,8 @@ func TestRuleErrors(t *testing.T) {
 		{"json scalar element", "verification-status", "application/json", "[1]", transform.ReasonUndecodableBody},
 		{"unknown event", "unknown", "", "Foo=bar", transform.ReasonUnknownEvent},
 		{"unsupported content type", "message-status", "text/plain", "hi", transform.ReasonUnsupportedContent},
+		{"conversations event no rule maps", "conversation-event", "", "EventType=onUserAdded&ChatServiceSid=IS1&ConversationSid=CH1", transform.ReasonNoMatchingRule},
+		{"cloudevent of an unmapped type", "event-streams", "application/json", `[{"specversion":"1.0","id":"EZ1","type":"com.twilio.studio.flow.started","data":{}}]`, transform.ReasonNoMatchingRule},
 		{"media count lies", "incoming-message", "", "MessageSid=MM1&From=a&To=b&NumMedia=2&MediaUrl0=x", transform.ReasonBadConversion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,3 +168,18 @@ func TestClockAndReceivedTime(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestCloudEventPicksItsRuleWhateverTheURL: a sink at one family's URL
+// still transforms another family's CloudEvent by its type.
+func TestCloudEventPicksItsRuleWhateverTheURL(t *testing.T) {
+	t.Parallel()
+	e := mustEngine(t)
+	body := `[{"specversion":"1.0","id":"EZ9","type":"com.twilio.messaging.message.sent","data":{"messageSid":"SM9","messageStatus":"SENT"}}]`
+	rs, err := e.Transform("verification-status", "application/json", []byte(body), cardTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rs[0].DedupeKey, "tw-SM9.message.status.sent"; got != want {
+		t.Errorf("DedupeKey = %q, want %q", got, want)
+	}
+}

@@ -13,6 +13,7 @@ const (
 	ReasonUndecodableBody    = "undecodable_body"
 	ReasonUnknownEvent       = "unknown_event"
 	ReasonUnsupportedContent = "unsupported_content_type"
+	ReasonNoMatchingRule     = "no_matching_rule"
 	// ReasonInternal is the reason of an error the engine did not classify.
 	ReasonInternal = "transform_error"
 )
@@ -20,6 +21,10 @@ const (
 // ErrUnknownEvent: no rule for the request's Twilio event (including a
 // request stored as "unknown" because its event could not be resolved).
 var ErrUnknownEvent = errors.New("no rule for this Twilio event")
+
+// ErrNoMatchingRule: the Twilio event has rules, but the match of none of
+// them holds for the request (e.g. a Conversations EventType no rule maps).
+var ErrNoMatchingRule = errors.New("no rule of this Twilio event matches the request")
 
 // RuleError is a request that a rule cannot turn into an event. Its Reason
 // becomes the dead-letter subject and Zen-Reason; Error() becomes Zen-Error.

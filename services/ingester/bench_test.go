@@ -56,7 +56,14 @@ func TestResolveTable(t *testing.T) {
 		{"infer recording", "", "", q("CallSid=CA1&RecordingSid=RE1&RecordingStatus=completed"), "", EventRecordingStatus},
 		{"infer verification form", "", "", q("VerificationSid=VE1&Status=approved"), "", EventVerificationStatus},
 		{"infer verify cloudevents", "", "", nil, `[{"type":"com.twilio.accountsecurity.verify.verification.approved"}]`, EventVerificationStatus},
-		{"other cloudevent", "", "", nil, `[{"type":"com.twilio.messaging.message.sent"}]`, EventUnknown},
+		// Issue 25: Event Streams messaging and voice CloudEvents, and
+		// Conversations webhooks (which carry MessageSid and Body too).
+		{"infer messaging cloudevents", "", "", nil, `[{"type":"com.twilio.messaging.message.sent"}]`, EventStreams},
+		{"infer voice cloudevents", "", "", nil, `[{"type":"com.twilio.voice.status-callback.call.completed"}]`, EventStreams},
+		{"path event-streams", "", "event-streams", nil, `[{"type":"com.twilio.messaging.message.sent"}]`, EventStreams},
+		{"infer conversations message", "", "", q("EventType=onMessageAdded&ConversationSid=CH1&MessageSid=IM1&Body=hi&Author=ana"), "", EventConversation},
+		{"path conversation-event", "", "conversation-event", q("EventType=onConversationAdded&ConversationSid=CH1"), "", EventConversation},
+		{"other cloudevent", "", "", nil, `[{"type":"com.twilio.studio.flow.started"}]`, EventUnknown},
 		{"nothing known", "", "", q("Foo=bar"), "", EventUnknown},
 	} {
 		var js []byte

@@ -15,12 +15,18 @@ const (
 	EventCallStatus         = "call-status"
 	EventRecordingStatus    = "recording-status"
 	EventVerificationStatus = "verification-status"
-	EventUnknown            = "unknown"
+	// EventStreams is an Event Streams sink: CloudEvents of any family,
+	// each transformed by its own type.
+	EventStreams = "event-streams"
+	// EventConversation is a Conversations post-event webhook.
+	EventConversation = "conversation-event"
+	EventUnknown      = "unknown"
 )
 
 var knownEvents = map[string]bool{
 	EventIncomingMessage: true, EventMessageStatus: true, EventIncomingCall: true,
 	EventCallStatus: true, EventRecordingStatus: true, EventVerificationStatus: true,
+	EventStreams: true, EventConversation: true,
 }
 
 // verifyEventPrefix is the CloudEvent type of Verify status (Event Streams).
@@ -58,8 +64,11 @@ func inferJSON(body []byte) string {
 	if err := json.Unmarshal(b, &items); err != nil || len(items) == 0 {
 		return EventUnknown
 	}
-	if strings.HasPrefix(items[0].Type, verifyEventPrefix) {
+	switch t := items[0].Type; {
+	case strings.HasPrefix(t, verifyEventPrefix):
 		return EventVerificationStatus
+	case strings.HasPrefix(t, "com.twilio.messaging.") || strings.HasPrefix(t, "com.twilio.voice."):
+		return EventStreams
 	}
 	return EventUnknown
 }
@@ -68,6 +77,10 @@ func inferJSON(body []byte) string {
 func inferForm(p url.Values) string {
 	has := func(k string) bool { return p.Get(k) != "" }
 	switch {
+	// Conversations names its event (onMessageAdded...) and carries a
+	// MessageSid and Body too: checked first, or it is taken for an SMS.
+	case has("EventType") && (has("ConversationSid") || has("ChatServiceSid")):
+		return EventConversation
 	case has("RecordingSid") && has("RecordingStatus"):
 		return EventRecordingStatus
 	case has("VerificationSid") || (has("ServiceSid") && strings.HasPrefix(p.Get("Sid"), "VE")):
