@@ -10,7 +10,11 @@ import (
 // at 1M and 2M entries; bench/results.md). Memory is resident memory (RSS)
 // growth per entry, disk is store bytes per message.
 type Costs struct {
-	BaseMemory         int64 // RSS of an idle server holding the empty objects
+	BaseMemory int64 // RSS of an idle server holding the empty objects
+	// StreamCacheMemory is what a written stream holds whatever its size
+	// (the block cache): counted once per stream. A stored message itself
+	// costs next to nothing (RawMessageMemory and the like, the slope).
+	StreamCacheMemory  int64
 	DedupeKeyMemory    int64 // one zen_dedupe key (a distinct subject of the KV stream)
 	DedupeKeyDisk      int64
 	DuplicateMemory    int64 // one Nats-Msg-Id inside a stream's duplicate window
@@ -25,16 +29,17 @@ type Costs struct {
 // MeasuredCosts are the figures of bench/results.md ("capacity"), rounded
 // up. Re-run `make capacity` after a nats-server upgrade and update them.
 var MeasuredCosts = Costs{
-	BaseMemory:         64 << 20,
-	DedupeKeyMemory:    350,
-	DedupeKeyDisk:      140,
+	BaseMemory:         20 << 20,
+	StreamCacheMemory:  32 << 20,
+	DedupeKeyMemory:    430,
+	DedupeKeyDisk:      196,
 	DuplicateMemory:    160,
-	RawMessageMemory:   8,
-	RawMessageDisk:     1200,
-	EventMessageMemory: 8,
-	EventMessageDisk:   750,
-	AttemptMemory:      8,
-	AttemptDisk:        330,
+	RawMessageMemory:   1,
+	RawMessageDisk:     1209,
+	EventMessageMemory: 1,
+	EventMessageDisk:   810,
+	AttemptMemory:      1,
+	AttemptDisk:        470,
 }
 
 // LongTypeShare is the share of events whose type keeps its dedupe key
@@ -58,23 +63,27 @@ type Footprint struct {
 type Part struct {
 	Name    string // e.g. "zen_dedupe keys"
 	Entries int64  // entries held at steady state
-	Memory  int64
-	Disk    int64
+	// Wanted is rate × horizon: more than Entries when the object's byte
+	// bound is reached first (the stream refuses writes from then on).
+	Wanted int64
+	Memory int64
+	Disk   int64
 }
 
 // Estimate computes the steady-state footprint of cfg at a sustained rate of
 // eventsPerSecond webhooks (one raw request, one event each). A stream
 // bounded by bytes holds at most its MaxBytes; by age, rate × age.
 func Estimate(cfg Config, eventsPerSecond float64, k Costs) Footprint {
-	f := Footprint{Memory: k.BaseMemory}
+	f := Footprint{Memory: k.BaseMemory + 5*k.StreamCacheMemory} // four streams and the bucket
 	held := func(age time.Duration, perSecond float64) int64 {
 		return int64(age.Seconds() * perSecond)
 	}
 	add := func(name string, n, mem, disk, maxBytes int64) {
+		p := Part{Name: name, Entries: n, Wanted: n}
 		if maxBytes > 0 && disk > 0 && n*disk > maxBytes {
-			n = maxBytes / disk
+			p.Entries = maxBytes / disk
 		}
-		p := Part{Name: name, Entries: n, Memory: n * mem, Disk: n * disk}
+		p.Memory, p.Disk = p.Entries*mem, p.Entries*disk
 		f.Parts = append(f.Parts, p)
 		f.Memory += p.Memory
 		f.Disk += p.Disk
@@ -107,6 +116,12 @@ func CapacityWarnings(f Footprint, l Limits, fraction float64) []string {
 	if l.MaxMemory > 0 && float64(f.Memory) > fraction*float64(l.MaxMemory) {
 		w = append(w, fmt.Sprintf("steady-state NATS memory %s exceeds %.0f%% of %s: lower DEDUPE_TTL, RAW_DUPLICATE_WINDOW or EVENTS_DUPLICATE_WINDOW, or raise the NATS memory limit (%s)",
 			MiB(f.Memory), fraction*100, MiB(l.MaxMemory), largest(f, true)))
+	}
+	for _, p := range f.Parts {
+		if p.Wanted > p.Entries {
+			w = append(w, fmt.Sprintf("%s: the horizon holds %d entries but the byte bound stops it at %d; a full stream refuses writes (TWILIO_RAW: the ingester answers 503; zen_dedupe: keys are not recorded and duplicates can pass): raise the bound or lower the age",
+				p.Name, p.Wanted, p.Entries))
+		}
 	}
 	if l.MaxStore > 0 && float64(f.Disk) > fraction*float64(l.MaxStore) {
 		w = append(w, fmt.Sprintf("steady-state JetStream storage %s exceeds %.0f%% of max_file_store %s: lower RAW_MAX_AGE/RAW_MAX_BYTES, EVENTS_MAX_AGE/EVENTS_MAX_BYTES or ATTEMPTS_MAX_AGE, or raise max_file_store and the volume (%s)",

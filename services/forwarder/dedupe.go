@@ -110,11 +110,14 @@ func (d *dedupe) isDeliveredKV(ctx context.Context, key string) (bool, error) {
 	return strings.HasPrefix(string(e.Value()), "delivered:"), nil
 }
 
-// markDelivered records that message seq delivered key; it does not wait
-// for the acknowledgement (see above): done gets it. The error is a publish
-// that could not even be sent (done is then not called).
-func (d *dedupe) markDelivered(key string, seq uint64, at time.Time, done func(duplicate bool, err error)) error {
+// markDelivered records that message seq delivered key, remembered for ttl
+// (streams.Config.DedupeTTLFor: the Nats-TTL header, so the bucket holds a
+// key only as long as a duplicate of it can come; issue 22); it does not
+// wait for the acknowledgement (see above): done gets it. The error is a
+// publish that could not even be sent (done is then not called).
+func (d *dedupe) markDelivered(key string, ttl time.Duration, seq uint64, at time.Time, done func(duplicate bool, err error)) error {
 	m := nats.NewMsg(dedupeSubjectPrefix + key)
+	m.Header.Set(jetstream.MsgTTLHeader, ttl.String())
 	m.Data = fmt.Appendf(nil, "delivered:%d:%d", seq, at.UnixMilli())
 	return d.requests.PublishAsync(m, done)
 }
