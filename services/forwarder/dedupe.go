@@ -32,7 +32,17 @@ import (
 // is counted (zen_forwarder_dedupe_records_failed_total) and logged when
 // its acknowledgement reports the failure.
 //
-// Where a duplicate can still reach the target, and only there:
+// Each entry lives its own TTL (streams.Config.DedupeTTLFor: 20 min, 5 h
+// for verification.status), since every key costs the NATS server ~400 B
+// of memory (issue 22, docs/capacity.md).
+//
+// Where a duplicate can still reach the target, and only there
+// (docs/capacity.md lists them with their sizes):
+//   - a copy that comes after the key's TTL: a Twilio retry or a
+//     `zen replay` more than DEDUPE_TTL (DEDUPE_LONG_TTL) after the first
+//     delivery;
+//   - a key not recorded because the bucket is full (DEDUPE_MAX_BYTES,
+//     counted as below);
 //   - a forwarder that dies after the target's 2xx but before writing the
 //     entry: the message is redelivered and POSTed again;
 //   - a target that commits but answers after FORWARDER_HTTP_TIMEOUT looks
