@@ -76,6 +76,12 @@ bench: build
 	@rm -f bench/results.md.go-bench
 .PHONY: bench
 
+## capacity: NATS memory and disk per dedupe key, duplicate-window entry and stored message, on a bin/nats-server process at 1M and 2M entries; appends the tables to bench/results.md (not part of make test)
+CAPACITY_SIZES ?= 1000000,2000000
+capacity: tools
+	$(GO) run ./e2e/capacity -nats-server $(BIN)/nats-server -sizes $(CAPACITY_SIZES) -out bench/results.md
+.PHONY: capacity
+
 ## goldens: rewrite goldens/twilio from fixtures/twilio (never the fixtures)
 goldens:
 	$(GO) test ./pkg/transform -run Golden -update

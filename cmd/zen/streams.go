@@ -30,6 +30,7 @@ func runStreams(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 	cfg := streams.ConfigFromEnv(r)
+	capacity := streams.CapacityFromEnv(r)
 	tset := streams.ConsumerSettingsFromEnv(r, "TRANSFORMER_", streams.DefaultTransformerSettings())
 	fset := streams.ConsumerSettingsFromEnv(r, "FORWARDER_", streams.DefaultForwarderSettings())
 	opts := natsOptions(r)
@@ -59,6 +60,7 @@ func runStreams(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "zen streams apply:", err)
 		return 1
 	}
+	warnCapacity(ctx, js, cfg, capacity, stderr)
 	routes := p.Routes()
 	if err := streams.ApplyConsumers(ctx, js, tset, fset, routes); err != nil {
 		fmt.Fprintln(stderr, "zen streams apply:", err)
@@ -67,12 +69,26 @@ func runStreams(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	for _, sc := range cfg.Streams() {
 		fmt.Fprintf(stdout, "stream   %-13s subjects %-16s replicas %d max-age %s\n", sc.Name, strings.Join(sc.Subjects, ","), sc.Replicas, sc.MaxAge)
 	}
-	fmt.Fprintf(stdout, "kv       %-13s ttl %s replicas %d\n", streams.BucketDedupe, cfg.DedupeTTL, cfg.Replicas)
+	fmt.Fprintf(stdout, "kv       %-13s ttl %s (%s: %s) replicas %d\n", streams.BucketDedupe, cfg.DedupeTTL, cfg.DedupeLongType, cfg.DedupeLongTTL, cfg.Replicas)
 	fmt.Fprintf(stdout, "consumer %-13s on %s\n", streams.ConsumerTransformer, streams.StreamRaw)
 	for _, rt := range routes {
 		fmt.Fprintf(stdout, "consumer %-13s on %s, events %s\n", streams.ForwarderConsumer(rt.Target), streams.StreamEvents, strings.Join(rt.EventTypes, ","))
 	}
 	return 0
+}
+
+// warnCapacity prints, loudly, each limit the configured horizons exceed at
+// the declared peak rate (issue 22). It never fails the apply: the objects
+// are right, only their sizing is, and the operator decides.
+func warnCapacity(ctx context.Context, js jetstream.JetStream, cfg streams.Config, c streams.Capacity, stderr io.Writer) {
+	w, err := streams.CheckCapacity(ctx, js, cfg, c)
+	if err != nil {
+		fmt.Fprintln(stderr, "zen streams apply: WARNING:", err)
+		return
+	}
+	for _, line := range w {
+		fmt.Fprintf(stderr, "zen streams apply: WARNING at %d events/s (CAPACITY_EVENTS_PER_SECOND): %s\n", c.EventsPerSecond, line)
+	}
 }
 
 // natsOptions reads the optional NATS credentials every component accepts:

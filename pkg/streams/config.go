@@ -25,9 +25,21 @@ type Config struct {
 	EventsMaxBytes        int64         // ZEN_EVENTS size cap, 0 for none
 	EventsDuplicateWindow time.Duration // same dedupe key published once within this window (10 min)
 
-	DLQMaxAge      time.Duration // ZEN_DLQ retention, 0 = until replayed or purged
-	AttemptsMaxAge time.Duration // ZEN_ATTEMPTS retention (3 days)
-	DedupeTTL      time.Duration // zen_dedupe key lifetime (7 days)
+	DLQMaxAge        time.Duration // ZEN_DLQ retention, 0 = until replayed or purged
+	AttemptsMaxAge   time.Duration // ZEN_ATTEMPTS retention (3 days)
+	AttemptsMaxBytes int64         // ZEN_ATTEMPTS size cap (oldest records dropped)
+	DLQMaxBytes      int64         // ZEN_DLQ size cap (new dead letters refused)
+
+	// DedupeTTL is how long a delivered key is remembered (20 min): it
+	// covers Twilio's classic-callback retries (minutes), a redelivery
+	// after a lost ack (AckWait) and the duplicate windows. Keys of
+	// DedupeLongType live DedupeLongTTL instead (Event Streams retries up
+	// to 4 hours late). A key costs the server ~350 B of memory
+	// (bench/results.md), so the horizon, not the retention, sizes it.
+	DedupeTTL      time.Duration
+	DedupeLongTTL  time.Duration // 5 h
+	DedupeLongType string        // the event type with DedupeLongTTL: verification.status (Event Streams)
+	DedupeMaxBytes int64         // zen_dedupe size cap; when full a key is not recorded (counted)
 }
 
 // DefaultConfig returns the defaults of DESIGN.md.
@@ -39,7 +51,17 @@ func DefaultConfig() Config {
 		EventsMaxAge:          7 * 24 * time.Hour,
 		EventsDuplicateWindow: 10 * time.Minute,
 		AttemptsMaxAge:        3 * 24 * time.Hour,
-		DedupeTTL:             7 * 24 * time.Hour,
+		DedupeTTL:             20 * time.Minute,
+		DedupeLongTTL:         5 * time.Hour,
+		DedupeLongType:        "verification.status",
+		// Byte bounds of a single small server (the dev overlay's 900M
+		// max_file_store): their sum stays below it, so a stream refuses
+		// a write (and the ingester answers 503) before the store is full.
+		RawMaxBytes:      400 << 20,
+		EventsMaxBytes:   250 << 20,
+		AttemptsMaxBytes: 100 << 20,
+		DLQMaxBytes:      50 << 20,
+		DedupeMaxBytes:   64 << 20,
 	}
 }
 
@@ -58,7 +80,11 @@ func ConfigFromEnv(r *envconf.Reader) Config {
 	c.EventsDuplicateWindow = r.Duration("EVENTS_DUPLICATE_WINDOW", c.EventsDuplicateWindow)
 	c.DLQMaxAge = r.Duration("DLQ_MAX_AGE", c.DLQMaxAge)
 	c.AttemptsMaxAge = r.Duration("ATTEMPTS_MAX_AGE", c.AttemptsMaxAge)
+	c.AttemptsMaxBytes = r.Int64("ATTEMPTS_MAX_BYTES", c.AttemptsMaxBytes)
+	c.DLQMaxBytes = r.Int64("DLQ_MAX_BYTES", c.DLQMaxBytes)
 	c.DedupeTTL = r.Duration("DEDUPE_TTL", c.DedupeTTL)
+	c.DedupeLongTTL = r.Duration("DEDUPE_LONG_TTL", c.DedupeLongTTL)
+	c.DedupeMaxBytes = r.Int64("DEDUPE_MAX_BYTES", c.DedupeMaxBytes)
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		r.Fail("STREAM_REPLICAS", "must be 1, 3 or 5, got %d", c.Replicas)
 	}
@@ -67,12 +93,15 @@ func ConfigFromEnv(r *envconf.Reader) Config {
 		v    time.Duration
 	}{
 		{"RAW_MAX_AGE", c.RawMaxAge}, {"EVENTS_MAX_AGE", c.EventsMaxAge},
-		{"ATTEMPTS_MAX_AGE", c.AttemptsMaxAge}, {"DEDUPE_TTL", c.DedupeTTL},
+		{"ATTEMPTS_MAX_AGE", c.AttemptsMaxAge}, {"DEDUPE_TTL", c.DedupeTTL}, {"DEDUPE_LONG_TTL", c.DedupeLongTTL},
 		{"RAW_DUPLICATE_WINDOW", c.RawDuplicateWindow}, {"EVENTS_DUPLICATE_WINDOW", c.EventsDuplicateWindow},
 	} {
 		if d.v <= 0 {
 			r.Fail(d.name, "must be > 0, got %s", d.v)
 		}
+	}
+	if c.DedupeTTL < time.Second || c.DedupeLongTTL < time.Second {
+		r.Fail("DEDUPE_TTL", "DEDUPE_TTL and DEDUPE_LONG_TTL must be >= 1s (a per-key TTL), got %s and %s", c.DedupeTTL, c.DedupeLongTTL)
 	}
 	if c.RawDuplicateWindow > c.RawMaxAge {
 		r.Fail("RAW_DUPLICATE_WINDOW", "must not exceed RAW_MAX_AGE (%s), got %s", c.RawMaxAge, c.RawDuplicateWindow)
@@ -104,12 +133,15 @@ func (c Config) RawStream() jetstream.StreamConfig {
 		Description: "Every verified Twilio request, raw body and evidence headers",
 		Subjects:    []string{RawRoot + ".>"},
 		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		Storage:     c.storage(),
-		Replicas:    c.replicas(),
-		MaxAge:      c.RawMaxAge,
-		MaxBytes:    orUnlimited(c.RawMaxBytes),
-		Duplicates:  c.RawDuplicateWindow,
+		// A full stream refuses the publish (the ingester answers 503, so
+		// Twilio's retry applies) instead of dropping the oldest request,
+		// which the transformer may not have read yet (issue 22).
+		Discard:    jetstream.DiscardNew,
+		Storage:    c.storage(),
+		Replicas:   c.replicas(),
+		MaxAge:     c.RawMaxAge,
+		MaxBytes:   orUnlimited(c.RawMaxBytes),
+		Duplicates: c.RawDuplicateWindow,
 	}
 }
 
@@ -120,12 +152,14 @@ func (c Config) EventsStream() jetstream.StreamConfig {
 		Description: "Zen events produced by the transformer",
 		Subjects:    []string{EventsRoot + ".>"},
 		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		Storage:     c.storage(),
-		Replicas:    c.replicas(),
-		MaxAge:      c.EventsMaxAge,
-		MaxBytes:    orUnlimited(c.EventsMaxBytes),
-		Duplicates:  c.EventsDuplicateWindow,
+		// Full: the transformer's publish fails and the raw message is
+		// retried, never an undelivered event dropped.
+		Discard:    jetstream.DiscardNew,
+		Storage:    c.storage(),
+		Replicas:   c.replicas(),
+		MaxAge:     c.EventsMaxAge,
+		MaxBytes:   orUnlimited(c.EventsMaxBytes),
+		Duplicates: c.EventsDuplicateWindow,
 	}
 }
 
@@ -137,10 +171,13 @@ func (c Config) DLQStream() jetstream.StreamConfig {
 		Description: "Messages that failed for good, with the reason; replay with `zen replay dlq`",
 		Subjects:    []string{DLQRoot + ".>"},
 		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		Storage:     c.storage(),
-		Replicas:    c.replicas(),
-		MaxAge:      c.DLQMaxAge,
+		// Full: the dead-letter publish fails and the message is retried,
+		// not terminated (pkg/worker terminates only after the publish).
+		Discard:  jetstream.DiscardNew,
+		Storage:  c.storage(),
+		Replicas: c.replicas(),
+		MaxAge:   c.DLQMaxAge,
+		MaxBytes: orUnlimited(c.DLQMaxBytes),
 		// A dead letter is published once per failure; a replay of the same
 		// message may fail again later and must be recorded again.
 		Duplicates: 2 * time.Minute,
@@ -158,19 +195,37 @@ func (c Config) AttemptsStream() jetstream.StreamConfig {
 		Storage:     c.storage(),
 		Replicas:    c.replicas(),
 		MaxAge:      c.AttemptsMaxAge,
+		// Records only: the oldest go first.
+		MaxBytes: orUnlimited(c.AttemptsMaxBytes),
 	}
 }
 
-// DedupeBucket returns the configuration of the zen_dedupe KV bucket.
+// DedupeBucket returns the configuration of the zen_dedupe KV bucket. Each
+// entry carries its own TTL ([Config.DedupeTTLFor], the Nats-TTL header);
+// the bucket's TTL is the longest of them. LimitMarkerTTL is what lets a
+// bucket take per-key TTLs (nats.go's KeyValueConfig); its markers live 1 s.
+// The bucket refuses a put when it holds DedupeMaxBytes (KV buckets discard
+// new): the forwarder counts that key as not recorded.
 func (c Config) DedupeBucket() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
-		Bucket:      BucketDedupe,
-		Description: "<target>.<dedupe key> of events already delivered to a target",
-		History:     1,
-		TTL:         c.DedupeTTL,
-		Storage:     c.storage(),
-		Replicas:    c.replicas(),
+		Bucket:         BucketDedupe,
+		Description:    "<target>.<dedupe key> of events delivered to a target, each with its TTL",
+		History:        1,
+		TTL:            max(c.DedupeTTL, c.DedupeLongTTL),
+		LimitMarkerTTL: time.Second,
+		MaxBytes:       orUnlimited(c.DedupeMaxBytes),
+		Storage:        c.storage(),
+		Replicas:       c.replicas(),
 	}
+}
+
+// DedupeTTLFor returns how long the delivered key of an event of eventType
+// is remembered: DedupeLongTTL for DedupeLongType, else DedupeTTL.
+func (c Config) DedupeTTLFor(eventType string) time.Duration {
+	if eventType == c.DedupeLongType {
+		return c.DedupeLongTTL
+	}
+	return c.DedupeTTL
 }
 
 // Streams returns the four stream configurations.

@@ -32,7 +32,17 @@ import (
 // is counted (zen_forwarder_dedupe_records_failed_total) and logged when
 // its acknowledgement reports the failure.
 //
-// Where a duplicate can still reach the target, and only there:
+// Each entry lives its own TTL (streams.Config.DedupeTTLFor: 20 min, 5 h
+// for verification.status), since every key costs the NATS server ~400 B
+// of memory (issue 22, docs/capacity.md).
+//
+// Where a duplicate can still reach the target, and only there
+// (docs/capacity.md lists them with their sizes):
+//   - a copy that comes after the key's TTL: a Twilio retry or a
+//     `zen replay` more than DEDUPE_TTL (DEDUPE_LONG_TTL) after the first
+//     delivery;
+//   - a key not recorded because the bucket is full (DEDUPE_MAX_BYTES,
+//     counted as below);
 //   - a forwarder that dies after the target's 2xx but before writing the
 //     entry: the message is redelivered and POSTed again;
 //   - a target that commits but answers after FORWARDER_HTTP_TIMEOUT looks
@@ -110,11 +120,14 @@ func (d *dedupe) isDeliveredKV(ctx context.Context, key string) (bool, error) {
 	return strings.HasPrefix(string(e.Value()), "delivered:"), nil
 }
 
-// markDelivered records that message seq delivered key; it does not wait
-// for the acknowledgement (see above): done gets it. The error is a publish
-// that could not even be sent (done is then not called).
-func (d *dedupe) markDelivered(key string, seq uint64, at time.Time, done func(duplicate bool, err error)) error {
+// markDelivered records that message seq delivered key, remembered for ttl
+// (streams.Config.DedupeTTLFor: the Nats-TTL header, so the bucket holds a
+// key only as long as a duplicate of it can come; issue 22); it does not
+// wait for the acknowledgement (see above): done gets it. The error is a
+// publish that could not even be sent (done is then not called).
+func (d *dedupe) markDelivered(key string, ttl time.Duration, seq uint64, at time.Time, done func(duplicate bool, err error)) error {
 	m := nats.NewMsg(dedupeSubjectPrefix + key)
+	m.Header.Set(jetstream.MsgTTLHeader, ttl.String())
 	m.Data = fmt.Appendf(nil, "delivered:%d:%d", seq, at.UnixMilli())
 	return d.requests.PublishAsync(m, done)
 }

@@ -64,7 +64,7 @@ func TestDirectReadAgreesWithKVGet(t *testing.T) {
 		{"delivered", func(k string) error { _, err := kv.PutString(ctx, k, "delivered:7:1700000000000"); return err }, true},
 		{"written by markDelivered", func(k string) error {
 			stored := make(chan error, 1)
-			if err := direct.markDelivered(k, 9, time.Now(), func(_ bool, err error) { stored <- err }); err != nil {
+			if err := direct.markDelivered(k, time.Hour, 9, time.Now(), func(_ bool, err error) { stored <- err }); err != nil {
 				return err
 			}
 			return <-stored
@@ -114,6 +114,59 @@ func TestDirectReadAgreesWithKVGet(t *testing.T) {
 	}
 	if _, err := viaKV.isDelivered(ctx, key("SMgone")); err == nil {
 		t.Error("kv.Get without a bucket: no error")
+	}
+}
+
+// A delivered key lives its own TTL (Nats-TTL, issue 22): a key of a
+// classic callback is forgotten after DedupeTTL while a verification key,
+// kept DedupeLongTTL for Event Streams' late retries, is still delivered.
+// The bucket is the one streams.Apply makes from the shipped defaults.
+func TestDeliveredKeyLivesItsTTL(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	cfg := streams.DefaultConfig()
+	natstest.ApplyStreams(t, srv.JetStream(t), cfg)
+	nc := srv.Conn(t)
+	sjs, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := readingService(t, nc, sjs).dedupeBucket(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DedupeTTL = time.Second // the shipped 30 min, shortened for the test
+	short := streams.KVKey("communications-warehouse", "tw-SM1.message.status.delivered")
+	long := streams.KVKey("communications-warehouse", "tw-VE1.verification.status.approved")
+	for _, k := range []struct{ key, typ string }{{short, "message.status"}, {long, "verification.status"}} {
+		stored := make(chan error, 1)
+		if err := d.markDelivered(k.key, cfg.DedupeTTLFor(k.typ), 1, time.Now(), func(_ bool, err error) { stored <- err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-stored; err != nil {
+			t.Fatalf("store %s: %v", k.key, err)
+		}
+	}
+	if got, want := cfg.DedupeTTLFor("verification.status"), 5*time.Hour; got != want {
+		t.Errorf("DedupeTTLFor(verification.status) = %s, want %s", got, want)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok, err := d.isDelivered(ctx, short)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a key with a 1 s TTL is still delivered after 15 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ok, err := d.isDelivered(ctx, long); err != nil || !ok {
+		t.Errorf("verification key after the short TTL: delivered = %v, %v; want true", ok, err)
 	}
 }
 

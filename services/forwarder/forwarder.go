@@ -333,7 +333,7 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 						s.dedupeRecordFailed(kvKey, err)
 					}
 				}
-				if err := dd.markDelivered(kvKey, seq, s.cfg.Now(), entryStored); err != nil {
+				if err := dd.markDelivered(kvKey, s.cfg.Streams.DedupeTTLFor(att.EventType), seq, s.cfg.Now(), entryStored); err != nil {
 					s.dedupeRecordFailed(kvKey, err)
 				}
 				s.recordAttempt(att)

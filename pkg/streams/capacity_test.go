@@ -1,0 +1,52 @@
+package streams_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/natstest"
+	"github.com/zen-twilio/zen/pkg/streams"
+)
+
+// The start-up check names the variables to change when the configured
+// horizons do not fit the declared limits, and is silent when they do.
+func TestCheckCapacityNamesTheVariables(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	js := srv.JetStream(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string // substrings of the warnings, none when empty
+	}{
+		{"fits", map[string]string{"CAPACITY_EVENTS_PER_SECOND": "2", "RAW_MAX_AGE": "24h", "EVENTS_MAX_AGE": "24h", "ATTEMPTS_MAX_AGE": "24h", "NATS_MEMORY_LIMIT": "536870912", "NATS_MAX_STORE": "2000000000"}, nil},
+		{"a week of dedupe keys at 1000/s", map[string]string{"DEDUPE_TTL": "168h", "NATS_MEMORY_LIMIT": "2147483648", "NATS_MAX_STORE": "1000000000000"},
+			[]string{"DEDUPE_TTL", "zen_dedupe keys", "duplicates can pass"}},
+		{"no byte bounds, a week", map[string]string{"RAW_MAX_BYTES": "0", "EVENTS_MAX_BYTES": "0", "ATTEMPTS_MAX_BYTES": "0",
+			"NATS_MEMORY_LIMIT": "1099511627776", "NATS_MAX_STORE": "9000000000"}, []string{"RAW_MAX_AGE/RAW_MAX_BYTES", "max_file_store"}},
+		{"memory limit not declared", map[string]string{"NATS_MAX_STORE": "1000000000000"}, []string{"NATS_MEMORY_LIMIT is not set"}},
+		{"off", map[string]string{"CAPACITY_EVENTS_PER_SECOND": "0", "DEDUPE_TTL": "168h"}, nil},
+	} {
+		r := envconf.New(envconf.MapLookup(tc.env))
+		cfg, c := streams.ConfigFromEnv(r), streams.CapacityFromEnv(r)
+		if err := r.Err(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		w, err := streams.CheckCapacity(ctx, js, cfg, c)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got := strings.Join(w, "\n")
+		if len(tc.want) == 0 && got != "" {
+			t.Errorf("%s: warnings %q, want none", tc.name, got)
+		}
+		for _, s := range tc.want {
+			if !strings.Contains(got, s) {
+				t.Errorf("%s: warnings %q do not name %q", tc.name, got, s)
+			}
+		}
+	}
+}

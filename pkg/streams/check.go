@@ -1,0 +1,63 @@
+package streams
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zen-twilio/zen/pkg/envconf"
+)
+
+// CapacityFraction is the share of a limit the steady state may use before
+// the start-up check warns (issue 22: 75%).
+const CapacityFraction = 0.75
+
+// Capacity is what the start-up check compares the configuration with.
+type Capacity struct {
+	// EventsPerSecond is the declared peak rate
+	// (CAPACITY_EVENTS_PER_SECOND, default 1000; 0 turns the check off).
+	EventsPerSecond int
+	// Limits: NATS_MEMORY_LIMIT (the nats container's memory limit, which
+	// the server cannot report) and NATS_MAX_STORE (max_file_store; when
+	// unset, the account's JetStream storage limit the server reports).
+	Limits Limits
+}
+
+// CapacityFromEnv reads CAPACITY_EVENTS_PER_SECOND, NATS_MEMORY_LIMIT and
+// NATS_MAX_STORE (bytes). Problems are recorded on r.
+func CapacityFromEnv(r *envconf.Reader) Capacity {
+	c := Capacity{EventsPerSecond: r.Int("CAPACITY_EVENTS_PER_SECOND", 1000)}
+	c.Limits.MaxMemory = r.Int64("NATS_MEMORY_LIMIT", 0)
+	c.Limits.MaxStore = r.Int64("NATS_MAX_STORE", 0)
+	if c.EventsPerSecond < 0 {
+		r.Fail("CAPACITY_EVENTS_PER_SECOND", "must be >= 0, got %d", c.EventsPerSecond)
+	}
+	return c
+}
+
+// CheckCapacity estimates cfg's steady state at the declared rate (with
+// [MeasuredCosts]) and returns a warning per limit it exceeds at
+// [CapacityFraction], each naming the variables to change. A storage limit
+// not declared is asked of the server (its account info). It blocks for one
+// JetStream API request; the error is that request's.
+func CheckCapacity(ctx context.Context, js jetstream.JetStream, cfg Config, c Capacity) ([]string, error) {
+	if c.EventsPerSecond == 0 {
+		return nil, nil
+	}
+	if c.Limits.MaxStore == 0 {
+		info, err := js.AccountInfo(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("capacity check: %w", err)
+		}
+		if info.Limits.MaxStore > 0 {
+			c.Limits.MaxStore = info.Limits.MaxStore
+		}
+	}
+	f := Estimate(cfg, float64(c.EventsPerSecond), MeasuredCosts)
+	w := CapacityWarnings(f, c.Limits, CapacityFraction)
+	if c.Limits.MaxMemory == 0 {
+		w = append(w, fmt.Sprintf("capacity: NATS_MEMORY_LIMIT is not set, so the steady-state NATS memory at %d events/s (%s) was not checked", c.EventsPerSecond, MiB(f.Memory)))
+	}
+	return w, nil
+}
