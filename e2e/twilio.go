@@ -153,16 +153,17 @@ func Generate(n int, seed uint64) []Webhook {
 		case 3, 4: // a verification approved, from Event Streams
 			ve := sid("VE")
 			st := []string{"approved", "pending", "canceled"}[rng.IntN(3)]
+			id := fmt.Sprintf("EZ%032x", rng.Uint64())
 			ce := []map[string]any{{
 				"specversion": "1.0", "type": "com.twilio.accountsecurity.verify.verification." + st,
 				"source": "/v2/Services/VA00000000000000000000000000000e2e/Verifications/" + ve,
-				"id":     fmt.Sprintf("EZ%032x", rng.Uint64()), "dataschema": "https://events-schemas.twilio.com/AccountSecurity.VerifyEventStreamEvent/1",
+				"id":     id, "dataschema": "https://events-schemas.twilio.com/AccountSecurity.VerifyEventStreamEvent/1",
 				"datacontenttype": "application/json", "time": time.Now().UTC().Format(time.RFC3339),
 				"data": map[string]any{"verification_sid": ve, "service_sid": "VA00000000000000000000000000000e2e", "account_sid": acct,
 					"channel": "sms", "verification_status": strings.ToUpper(st), "to": num(), "date_created": time.Now().UTC().Format(time.RFC3339)},
 			}}
 			b, _ := json.Marshal(ce)
-			out = append(out, Webhook{Event: "verification-status", JSON: b, Token: tok(), Key: "tw-" + ve + ".verification.status." + st})
+			out = append(out, Webhook{Event: "verification-status", JSON: b, Token: tok(), Key: "tw-" + ve + ".verification.status." + st + "." + strings.ToLower(id)})
 			originals++
 		}
 	}
