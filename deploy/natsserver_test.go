@@ -82,8 +82,8 @@ func startNATS(t *testing.T) string {
 	}
 	// max_file_store as the prod nats.conf: the server refuses a stream
 	// whose max_bytes it cannot reserve, and the prod streams reserve
-	// 265.5 GiB (bytes are only reserved, not written).
-	conf := fmt.Sprintf("listen: 127.0.0.1:-1\nports_file_dir: %q\njetstream {\n  store_dir: %q\n  max_file_store: 290G\n}\ninclude ./auth.conf\n",
+	// 270.5 GiB (bytes are only reserved, not written).
+	conf := fmt.Sprintf("listen: 127.0.0.1:-1\nports_file_dir: %q\njetstream {\n  store_dir: %q\n  max_file_store: 330G\n}\ninclude ./auth.conf\n",
 		dir, filepath.Join(dir, "jetstream"))
 	confPath := filepath.Join(dir, "server.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {

@@ -48,13 +48,14 @@ func routes(tb testing.TB) []streams.Route {
 }
 
 // zenStreamsApplyVars are the variables `zen streams apply` reads: the
-// stream and consumer settings (asked of pkg/streams itself, the source of
-// truth) plus the five cmd/zen/streams.go reads directly. cmd/zen is a
+// stream and consumer settings and the capacity check's (asked of
+// pkg/streams itself, the source of truth) plus the five cmd/zen/streams.go reads directly. cmd/zen is a
 // main package and cannot be imported, so those five are listed here:
 // NATS_URL, PACKAGE_DIR, NATS_CREDS, NATS_USER, NATS_PASSWORD.
 func zenStreamsApplyVars() []string {
 	r := envconf.New(envconf.MapLookup(nil))
 	streams.ConfigFromEnv(r)
+	streams.CapacityFromEnv(r)
 	streams.ConsumerSettingsFromEnv(r, "TRANSFORMER_", streams.DefaultTransformerSettings())
 	streams.ConsumerSettingsFromEnv(r, "FORWARDER_", streams.DefaultForwarderSettings())
 	return append(r.Names(), "NATS_URL", "PACKAGE_DIR", "NATS_CREDS", "NATS_USER", "NATS_PASSWORD")

@@ -116,11 +116,13 @@ func scenarios() []scenario {
 	// The shipped objects without their byte bounds, so every entry stays.
 	cfg := streams.DefaultConfig()
 	cfg.RawMaxBytes, cfg.EventsMaxBytes, cfg.AttemptsMaxBytes, cfg.DedupeMaxBytes = 0, 0, 0, 0
-	// A duplicate window longer than the run keeps every Nats-Msg-Id.
-	windowed := cfg
+	// A duplicate window longer than the run keeps every Nats-Msg-Id; the
+	// other scenarios forget theirs within a second, so a stored message
+	// is measured with its Nats-Msg-Id bytes but without the window's cost.
+	windowed, plain := cfg, cfg
 	windowed.RawDuplicateWindow, windowed.EventsDuplicateWindow = time.Hour, time.Hour
-	raw := payload(1000)
-	event := payload(600)
+	plain.RawDuplicateWindow, plain.EventsDuplicateWindow = time.Second, time.Second
+	raw, event := realShapes()
 	attempt := payload(260)
 	return []scenario{
 		{"dedupe_key", kvBucket(cfg), func(i int) *nats.Msg {
@@ -129,14 +131,14 @@ func scenarios() []scenario {
 		{"dedupe_key_hashed", kvBucket(cfg), func(i int) *nats.Msg {
 			return kvPut(streams.KVKey(target, hashedKey(i)), i)
 		}},
-		{"raw_message", stream(cfg.RawStream()), func(i int) *nats.Msg {
-			return streamMsg(streams.RawSubject("message-status"), raw, "")
+		{"raw_message", stream(plain.RawStream()), func(i int) *nats.Msg {
+			return raw.copy(fmt.Sprintf("%064x", i))
 		}},
 		{"raw_message_in_duplicate_window", stream(windowed.RawStream()), func(i int) *nats.Msg {
-			return streamMsg(streams.RawSubject("message-status"), raw, fmt.Sprintf("%032x", i))
+			return raw.copy(fmt.Sprintf("%064x", i))
 		}},
-		{"event_message", stream(cfg.EventsStream()), func(i int) *nats.Msg {
-			return streamMsg(streams.EventSubject("message.status"), event, "")
+		{"event_message", stream(plain.EventsStream()), func(i int) *nats.Msg {
+			return event.copy(longKey(i))
 		}},
 		{"attempt_record", stream(cfg.AttemptsStream()), func(i int) *nats.Msg {
 			return streamMsg(streams.AttemptsSubject(target), attempt, "")

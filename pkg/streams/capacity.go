@@ -35,9 +35,9 @@ var MeasuredCosts = Costs{
 	DedupeKeyDisk:      196,
 	DuplicateMemory:    160,
 	RawMessageMemory:   1,
-	RawMessageDisk:     1209,
+	RawMessageDisk:     867,
 	EventMessageMemory: 1,
-	EventMessageDisk:   810,
+	EventMessageDisk:   1453,
 	AttemptMemory:      1,
 	AttemptDisk:        470,
 }

@@ -22,10 +22,15 @@ func TestCheckCapacityNamesTheVariables(t *testing.T) {
 		env  map[string]string
 		want []string // substrings of the warnings, none when empty
 	}{
+		// The shipped defaults at their declared rate, on a laptop with 1 GiB
+		// for NATS and a 10 GB store: they hold their horizons.
+		{"shipped defaults", map[string]string{"NATS_MEMORY_LIMIT": "1073741824", "NATS_MAX_STORE": "10000000000"}, nil},
+		{"shipped defaults at 1000/s", map[string]string{"CAPACITY_EVENTS_PER_SECOND": "1000", "NATS_MEMORY_LIMIT": "1073741824", "NATS_MAX_STORE": "10000000000"},
+			[]string{"RAW_MAX_AGE, RAW_MAX_BYTES", "EVENTS_MAX_AGE, EVENTS_MAX_BYTES"}},
 		{"fits", map[string]string{"CAPACITY_EVENTS_PER_SECOND": "2", "RAW_MAX_AGE": "24h", "EVENTS_MAX_AGE": "24h", "ATTEMPTS_MAX_AGE": "24h", "NATS_MEMORY_LIMIT": "536870912", "NATS_MAX_STORE": "2000000000"}, nil},
-		{"a week of dedupe keys at 1000/s", map[string]string{"DEDUPE_TTL": "168h", "NATS_MEMORY_LIMIT": "2147483648", "NATS_MAX_STORE": "1000000000000"},
+		{"a week of dedupe keys at 1000/s", map[string]string{"CAPACITY_EVENTS_PER_SECOND": "1000", "DEDUPE_TTL": "168h", "NATS_MEMORY_LIMIT": "2147483648", "NATS_MAX_STORE": "1000000000000"},
 			[]string{"DEDUPE_TTL", "zen_dedupe keys", "duplicates can pass"}},
-		{"no byte bounds, a week", map[string]string{"RAW_MAX_BYTES": "0", "EVENTS_MAX_BYTES": "0", "ATTEMPTS_MAX_BYTES": "0",
+		{"no byte bounds, a week at 1000/s", map[string]string{"CAPACITY_EVENTS_PER_SECOND": "1000", "RAW_MAX_BYTES": "0", "EVENTS_MAX_BYTES": "0", "ATTEMPTS_MAX_BYTES": "0",
 			"NATS_MEMORY_LIMIT": "1099511627776", "NATS_MAX_STORE": "9000000000"}, []string{"RAW_MAX_AGE/RAW_MAX_BYTES", "max_file_store"}},
 		{"memory limit not declared", map[string]string{"NATS_MAX_STORE": "1000000000000"}, []string{"NATS_MEMORY_LIMIT is not set"}},
 		{"off", map[string]string{"CAPACITY_EVENTS_PER_SECOND": "0", "DEDUPE_TTL": "168h"}, nil},
@@ -47,6 +52,18 @@ func TestCheckCapacityNamesTheVariables(t *testing.T) {
 			if !strings.Contains(got, s) {
 				t.Errorf("%s: warnings %q do not name %q", tc.name, got, s)
 			}
+		}
+	}
+}
+
+// DefaultConfig reaches every horizon before its byte bound at
+// DefaultEventsPerSecond, the rate the check assumes when none is declared.
+func TestShippedDefaultsHoldTheirHorizons(t *testing.T) {
+	t.Parallel()
+	f := streams.Estimate(streams.DefaultConfig(), streams.DefaultEventsPerSecond, streams.MeasuredCosts)
+	for _, p := range f.Parts {
+		if p.Entries < p.Wanted {
+			t.Errorf("%s: the byte bound stops at %d entries, the horizon wants %d at %d events/s", p.Name, p.Entries, p.Wanted, streams.DefaultEventsPerSecond)
 		}
 	}
 }

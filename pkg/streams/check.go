@@ -16,7 +16,8 @@ const CapacityFraction = 0.75
 // Capacity is what the start-up check compares the configuration with.
 type Capacity struct {
 	// EventsPerSecond is the declared peak rate
-	// (CAPACITY_EVENTS_PER_SECOND, default 1000; 0 turns the check off).
+	// (CAPACITY_EVENTS_PER_SECOND, default [DefaultEventsPerSecond], the rate
+	// [DefaultConfig] is sized for; 0 turns the check off).
 	EventsPerSecond int
 	// Limits: NATS_MEMORY_LIMIT (the nats container's memory limit, which
 	// the server cannot report) and NATS_MAX_STORE (max_file_store; when
@@ -27,7 +28,7 @@ type Capacity struct {
 // CapacityFromEnv reads CAPACITY_EVENTS_PER_SECOND, NATS_MEMORY_LIMIT and
 // NATS_MAX_STORE (bytes). Problems are recorded on r.
 func CapacityFromEnv(r *envconf.Reader) Capacity {
-	c := Capacity{EventsPerSecond: r.Int("CAPACITY_EVENTS_PER_SECOND", 1000)}
+	c := Capacity{EventsPerSecond: r.Int("CAPACITY_EVENTS_PER_SECOND", DefaultEventsPerSecond)}
 	c.Limits.MaxMemory = r.Int64("NATS_MEMORY_LIMIT", 0)
 	c.Limits.MaxStore = r.Int64("NATS_MAX_STORE", 0)
 	if c.EventsPerSecond < 0 {

@@ -42,6 +42,11 @@ type Config struct {
 	DedupeMaxBytes int64         // zen_dedupe size cap; when full a key is not recorded (counted)
 }
 
+// DefaultEventsPerSecond is the sustained rate [DefaultConfig] is sized for
+// (a laptop's `make run`); a deployment declares its own with
+// CAPACITY_EVENTS_PER_SECOND (deploy/k8s: 1,000).
+const DefaultEventsPerSecond = 2
+
 // DefaultConfig returns the defaults of DESIGN.md.
 func DefaultConfig() Config {
 	return Config{
@@ -54,12 +59,14 @@ func DefaultConfig() Config {
 		DedupeTTL:             20 * time.Minute,
 		DedupeLongTTL:         5 * time.Hour,
 		DedupeLongType:        "verification.status",
-		// Byte bounds of a single small server (the dev overlay's 900M
-		// max_file_store): their sum stays below it, so a stream refuses
-		// a write (and the ingester answers 503) before the store is full.
-		RawMaxBytes:      400 << 20,
-		EventsMaxBytes:   250 << 20,
-		AttemptsMaxBytes: 100 << 20,
+		// Byte bounds that hold the horizons above at DefaultEventsPerSecond
+		// (with MeasuredCosts: 1.2M raw requests and events in 7 days, 0.6M
+		// attempt records in 3), so the shipped defaults reach their age
+		// before their bound; above that rate a stream refuses writes (the
+		// ingester answers 503) rather than drop what is unread.
+		RawMaxBytes:      1280 << 20,
+		EventsMaxBytes:   2048 << 20,
+		AttemptsMaxBytes: 320 << 20,
 		DLQMaxBytes:      50 << 20,
 		DedupeMaxBytes:   64 << 20,
 	}

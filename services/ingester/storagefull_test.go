@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/zen-twilio/zen/pkg/streams"
 )
 
@@ -17,6 +19,11 @@ func TestFullRawStreamAnswers503AndDropsNothing(t *testing.T) {
 	t.Parallel()
 	e := start(t, nil)
 	cfg := streams.DefaultConfig()
+	// The shipped stream refuses new requests when full; only its size is
+	// shrunk here, so that 200 requests fill it.
+	if sc := cfg.RawStream(); sc.Discard != jetstream.DiscardNew || sc.MaxBytes <= 0 {
+		t.Fatalf("shipped TWILIO_RAW: discard %v, max_bytes %d; want discard new with a byte bound", sc.Discard, sc.MaxBytes)
+	}
 	cfg.RawMaxBytes = 8 << 10
 	if _, err := e.js.UpdateStream(context.Background(), cfg.RawStream()); err != nil {
 		t.Fatal(err)
