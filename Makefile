@@ -35,7 +35,7 @@ $(BIN)/nats-server: tools/go.mod tools/go.sum
 ## test: gofmt and vet, every module's tests with the race detector, the manifests, then the short e2e run
 test: fmt-check vet tools
 	$(GO) test -race -shuffle=on -count=1 -timeout=$(TEST_TIMEOUT) $(PKGS)
-	cd deploy && GOWORK=off ZEN_NATS_SERVER=$(BIN)/nats-server $(GO) test -race -count=1 -timeout=5m ./...
+	cd deploy && GOWORK=off ZEN_NATS_SERVER=$(BIN)/nats-server ZEN_NATS_CLI=$(BIN)/nats $(GO) test -race -count=1 -timeout=5m ./...
 	ZEN_E2E_WEBHOOKS=1000 ZEN_E2E_RATE=100 $(GO) test -count=1 -timeout=10m ./e2e/...
 .PHONY: test
 
@@ -55,6 +55,7 @@ e2e: tools
 ## vet: go vet over every module
 vet:
 	$(GO) vet $(PKGS) ./e2e/...
+	$(GO) vet -tags soak ./e2e/
 	cd deploy && GOWORK=off $(GO) vet ./...
 .PHONY: vet
 
@@ -75,6 +76,16 @@ bench: build
 	@{ echo; echo '## Go benchmarks'; echo; echo '```'; grep -E '^(Benchmark|goos|cpu)' bench/results.md.go-bench; echo '```'; } >> bench/results.md
 	@rm -f bench/results.md.go-bench
 .PHONY: bench
+
+## soak: 30 minutes at 500 webhooks/s through two replicas of each stage and a nats-server process, horizons scaled to minutes; NATS RSS and store must level off (SOAK_MINUTES, SOAK_RATE; report in bin/soak-report.txt; not part of make test)
+SOAK_MINUTES ?= 30
+SOAK_RATE ?= 500
+soak: tools
+	ZEN_SOAK_MINUTES=$(SOAK_MINUTES) ZEN_SOAK_RATE=$(SOAK_RATE) ZEN_SOAK_REPORT=$(CURDIR)/bin/soak-report.txt NATS_SERVER_BIN=$(BIN)/nats-server \
+		$(GO) test -tags soak -count=1 -timeout=$$(( $(SOAK_MINUTES) + 30 ))m -v -run TestSoak ./e2e/ > $(CURDIR)/bin/soak.log 2>&1 \
+		|| { tail -80 $(CURDIR)/bin/soak.log; exit 1; }
+	cat $(CURDIR)/bin/soak-report.txt
+.PHONY: soak
 
 ## capacity: NATS memory and disk per dedupe key, duplicate-window entry and stored message, on a bin/nats-server process at 1M and 2M entries; appends the tables to bench/results.md (not part of make test)
 CAPACITY_SIZES ?= 1000000,2000000

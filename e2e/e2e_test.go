@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -45,23 +44,10 @@ func sendRate() float64 {
 	return 100
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestNothingLostNothingTwice is issue 8's fault-injection run.
 func TestNothingLostNothingTwice(t *testing.T) {
 	n := webhookCount()
 	root := RepoRoot()
-	bins := Binaries(t)
-	logDir := t.TempDir()
-
 	// NATS: three nodes, streams at R3.
 	cluster := natstest.RunCluster(t, 3)
 	nc, err := nats.Connect(cluster.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
@@ -87,73 +73,25 @@ func TestNothingLostNothingTwice(t *testing.T) {
 	go func() { _ = whSrv.ListenAndServe() }()
 	defer whSrv.Close()
 
-	common := map[string]string{
-		"NATS_URL": cluster.URL(), "LOG_LEVEL": "info", "STREAM_REPLICAS": "3", "STREAMS_APPLY": "false",
-		"PACKAGE_DIR":         filepath.Join(root, "packages", "transforms", "twilio", "v1"),
-		"COMMS_WAREHOUSE_URL": "http://" + whAddr + "/events", "COMMS_WAREHOUSE_TOKEN": warehouseToken,
-		"TWILIO_AUTH_TOKEN": authToken,
-	}
-	with := func(extra map[string]string) map[string]string {
-		out := map[string]string{}
-		for k, v := range common {
-			out[k] = v
-		}
-		for k, v := range extra {
-			out[k] = v
-		}
-		return out
-	}
-	var ingesters, transformers, forwarders []*Proc
-	var readyURLs []string
-	var bases []string
-	for i := range 2 {
-		addr := freeAddr(t)
-		ingesters = append(ingesters, NewProc(fmt.Sprintf("ingester-%d", i), filepath.Join(bins, "ingester"), logDir, with(map[string]string{
-			"LISTEN_ADDR": addr, "PUBLIC_URL": "http://" + addr, "PUBLISH_TIMEOUT": "3s",
-		})))
-		bases = append(bases, "http://"+addr)
-		readyURLs = append(readyURLs, "http://"+addr+"/readyz")
-		ops := freeAddr(t)
-		transformers = append(transformers, NewProc(fmt.Sprintf("transformer-%d", i), filepath.Join(bins, "transformer"), logDir, with(map[string]string{
-			"LISTEN_ADDR": ops, "TRANSFORMER_ACK_WAIT": "10s", "PUBLISH_TIMEOUT": "3s", "TRANSFORMER_MAX_DELIVER": "50",
+	p := StartPipeline(t, 2, StageEnv{
+		Common: map[string]string{
+			"NATS_URL": cluster.URL(), "LOG_LEVEL": "info", "STREAM_REPLICAS": "3", "STREAMS_APPLY": "false",
+			"PACKAGE_DIR":         filepath.Join(root, "packages", "transforms", "twilio", "v1"),
+			"COMMS_WAREHOUSE_URL": "http://" + whAddr + "/events", "COMMS_WAREHOUSE_TOKEN": warehouseToken,
+			"TWILIO_AUTH_TOKEN": authToken,
+		},
+		Ingester: map[string]string{"PUBLISH_TIMEOUT": "3s"},
+		Transformer: map[string]string{
+			"TRANSFORMER_ACK_WAIT": "10s", "PUBLISH_TIMEOUT": "3s", "TRANSFORMER_MAX_DELIVER": "50",
 			"TRANSFORMER_RETRY_INITIAL": "200ms", "TRANSFORMER_RETRY_MAX": "2s",
-		})))
-		readyURLs = append(readyURLs, "http://"+ops+"/readyz")
-		ops = freeAddr(t)
-		forwarders = append(forwarders, NewProc(fmt.Sprintf("forwarder-%d", i), filepath.Join(bins, "forwarder"), logDir, with(map[string]string{
-			"LISTEN_ADDR": ops, "FORWARDER_ACK_WAIT": "5s", "FORWARDER_MAX_DELIVER": "60",
+		},
+		Forwarder: map[string]string{
+			"FORWARDER_ACK_WAIT": "5s", "FORWARDER_MAX_DELIVER": "60",
 			"FORWARDER_HTTP_TIMEOUT": httpTimeout.String(), "FORWARDER_RETRY_INITIAL": "100ms", "FORWARDER_RETRY_MAX": "1s",
 			"FORWARDER_MAX_RETRY_AFTER": "2s",
-		})))
-		readyURLs = append(readyURLs, "http://"+ops+"/readyz")
-	}
-	all := append(append(append([]*Proc{}, ingesters...), transformers...), forwarders...)
-	for _, p := range all {
-		p.Start(t)
-	}
-	defer func() {
-		for _, p := range all {
-			p.Term(10 * time.Second)
-		}
-		if t.Failed() {
-			for _, p := range all {
-				t.Logf("---- %s (%s)\n%s", p.Name, p.LogPath(), p.Tail(3000))
-			}
-		}
-	}()
-	natstest.CheckFor(t, 60*time.Second, func() error {
-		for _, u := range readyURLs {
-			resp, err := http.Get(u)
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("%s: %d", u, resp.StatusCode)
-			}
-		}
-		return nil
+		},
 	})
+	ingesters, transformers, forwarders, bases := p.Ingesters, p.Transformers, p.Forwarders, p.Bases
 
 	// Twilio sends; faults are injected as the run progresses.
 	hooks := Generate(n, 42)
@@ -327,7 +265,7 @@ func TestNothingLostNothingTwice(t *testing.T) {
 	row("warehouse requests without Idempotency-Key / bad token", fmt.Sprintf("%d / %d of %d", noKey, badAuth, whTotal), noKey == 0 && badAuth == 0)
 	row("dead letters", fmtDLQ(dlq), dlqOnlyPoison(dlq))
 	row("consumer lag at the end", finalLag, finalLag == 0)
-	leaks := secretsInLogs(t, logDir, authToken, warehouseToken)
+	leaks := secretsInLogs(t, p.LogDir, authToken, warehouseToken)
 	row("log files containing a secret", leaks, len(leaks) == 0)
 	row("send phase / all delivered", fmt.Sprintf("%s / %s", sendTime.Round(time.Millisecond), deliverTime.Round(time.Millisecond)), true)
 	tw.Flush()

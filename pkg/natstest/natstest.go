@@ -96,6 +96,16 @@ func (s *Server) Pause(tb testing.TB) {
 	_ = s.cmd.Process.Signal(syscall.SIGSTOP)
 }
 
+// Pid returns a process server's pid, or 0 (embedded, docker, stopped).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Resume continues a paused server (SIGCONT).
 func (s *Server) Resume() {
 	s.mu.Lock()
