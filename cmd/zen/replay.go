@@ -203,7 +203,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case "dlq":
 		return replayDLQ(ctx, js, f, show, stdout, stderr)
 	case "raw":
-		return replayStored(ctx, js, streams.StreamRaw, f, show, stdout, stderr)
+		scfg := streams.ConfigFromEnv(r)
+		if err := r.Err(); err != nil {
+			fmt.Fprintln(stderr, "zen replay raw:", err)
+			return 2
+		}
+		return replayStored(ctx, js, streams.StreamRaw, f, show, scfg, stdout, stderr)
 	default:
 		return replayEvent(ctx, js, seq, *target, *dir, *force, *list, stdout, stderr)
 	}
@@ -314,7 +319,7 @@ func keyOf(m replay.Message) string {
 	return "-"
 }
 
-func replayStored(ctx context.Context, js jetstream.JetStream, stream string, f replay.Filter, show showMode, stdout, stderr io.Writer) int {
+func replayStored(ctx context.Context, js jetstream.JetStream, stream string, f replay.Filter, show showMode, cfg streams.Config, stdout, stderr io.Writer) int {
 	msgs, err := replay.List(ctx, js, stream, f)
 	if err != nil {
 		fmt.Fprintln(stderr, "zen replay:", err)
@@ -323,6 +328,7 @@ func replayStored(ctx context.Context, js jetstream.JetStream, stream string, f 
 	for _, m := range show.shown(msgs) {
 		fmt.Fprintf(stdout, "%-6d %-20s %-28s %s\n", m.Seq, m.Time.UTC().Format("2006-01-02T15:04:05Z"), m.Subject, keyOf(m))
 	}
+	printDedupeLimit(stdout, cfg, msgs, time.Now())
 	if show.printedOnly(stdout, len(msgs), "messages") {
 		return 0
 	}
@@ -335,6 +341,26 @@ func replayStored(ctx context.Context, js jetstream.JetStream, stream string, f 
 	}
 	fmt.Fprintf(stdout, "replayed %d messages of %s\n", len(msgs), stream)
 	return 0
+}
+
+// printDedupeLimit states the exactly-once limit of a raw replay (issue 22,
+// docs/capacity.md window 2): zen_dedupe remembers a delivery for its
+// event type's TTL only, so an event first delivered longer ago is POSTed
+// again, with the same Idempotency-Key. A request stored longer ago than the
+// TTL is counted: its events were delivered after it was stored, so the
+// count is an upper bound.
+func printDedupeLimit(w io.Writer, cfg streams.Config, msgs []replay.Message, now time.Time) {
+	older := 0
+	for _, m := range msgs {
+		// A raw subject names the Twilio event (verification-status); only
+		// equality with DedupeLongType matters here.
+		if now.Sub(m.Time) > cfg.DedupeTTLFor(strings.ReplaceAll(eventOf(m), "-", ".")) {
+			older++
+		}
+	}
+	fmt.Fprintf(w, "exactly-once limit: zen_dedupe remembers a delivery for DEDUPE_TTL=%s (%s: DEDUPE_LONG_TTL=%s); "+
+		"%d of these %d requests were stored longer ago, and those of their events already delivered are POSTed again (same Idempotency-Key)\n",
+		cfg.DedupeTTL, cfg.DedupeLongType, cfg.DedupeLongTTL, older, len(msgs))
 }
 
 func replayEvent(ctx context.Context, js jetstream.JetStream, seq uint64, target, dir string, force, list bool, stdout, stderr io.Writer) int {

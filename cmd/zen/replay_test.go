@@ -290,3 +290,32 @@ func TestReplayFlags(t *testing.T) {
 		t.Errorf("replayed event has dedupe key %q, want the analytics dead letter's", k)
 	}
 }
+
+// `zen replay raw` states its exactly-once limit (issue 22): how long
+// zen_dedupe remembers a delivery, and how many of the requests replayed
+// were stored longer ago than that.
+func TestReplayRawStatesTheDedupeLimit(t *testing.T) {
+	srv := natstest.Run(t)
+	js := srv.JetStream(t)
+	natstest.ApplyStreams(t, js, streams.DefaultConfig())
+	ctx := context.Background()
+	for _, event := range []string{"message-status", "verification-status"} {
+		m := nats.NewMsg(streams.RawSubject(event))
+		m.Data = []byte("AccountSid=AC1")
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved := lookupEnv
+	lookupEnv = envconf.MapLookup(map[string]string{"DEDUPE_TTL": "1s", "DEDUPE_LONG_TTL": "1h"})
+	defer func() { lookupEnv = saved }()
+	time.Sleep(1100 * time.Millisecond) // the message-status request is now older than DEDUPE_TTL
+	code, out, errs := runZen(t, "replay", "raw", "--since", "1h", "--list", "--nats-url", srv.URL)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errs)
+	}
+	want := "exactly-once limit: zen_dedupe remembers a delivery for DEDUPE_TTL=1s (verification.status: DEDUPE_LONG_TTL=1h0m0s); 1 of these 2 requests were stored longer ago"
+	if !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+}

@@ -32,9 +32,19 @@ func render(results []result, sizes []int) string {
 	}
 	k := costsFrom(results)
 	fmt.Fprintf(&b, "\nCosts at the larger size (the duplicate-window entry is raw_message_in_duplicate_window − raw_message): %+v\n", k)
-	b.WriteString(projection("shipped defaults (168h raw/events/dedupe, 72h attempts, 10m windows)", streams.DefaultConfig(), k))
-	b.WriteString(projection("pkg/streams.MeasuredCosts with the same defaults", streams.DefaultConfig(), streams.MeasuredCosts))
+	local := streams.DefaultConfig()
+	horizons := local
+	horizons.RawMaxBytes, horizons.EventsMaxBytes, horizons.AttemptsMaxBytes, horizons.DLQMaxBytes, horizons.DedupeMaxBytes = 0, 0, 0, 0, 0
+	b.WriteString(projection("the shipped horizons ("+describe(local)+") without byte bounds: what the bounds must hold", horizons, k))
+	b.WriteString(projection("pkg/streams.MeasuredCosts, the same horizons without byte bounds", horizons, streams.MeasuredCosts))
+	b.WriteString(projection("the shipped local defaults, byte bounds included (sized for streams.DefaultEventsPerSecond)", local, k))
 	return b.String()
+}
+
+// describe names cfg's horizons.
+func describe(c streams.Config) string {
+	return fmt.Sprintf("raw %s, events %s, attempts %s, dedupe %s (%s), duplicate windows %s/%s",
+		c.RawMaxAge, c.EventsMaxAge, c.AttemptsMaxAge, c.DedupeTTL, c.DedupeLongTTL, c.RawDuplicateWindow, c.EventsDuplicateWindow)
 }
 
 func projection(title string, cfg streams.Config, k streams.Costs) string {

@@ -33,13 +33,13 @@ var MeasuredCosts = Costs{
 	StreamCacheMemory:  32 << 20,
 	DedupeKeyMemory:    430,
 	DedupeKeyDisk:      196,
-	DuplicateMemory:    160,
+	DuplicateMemory:    320,
 	RawMessageMemory:   1,
 	RawMessageDisk:     867,
 	EventMessageMemory: 1,
 	EventMessageDisk:   1453,
 	AttemptMemory:      1,
-	AttemptDisk:        470,
+	AttemptDisk:        481,
 }
 
 // LongTypeShare is the share of events whose type keeps its dedupe key

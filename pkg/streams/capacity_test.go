@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/natstest"
 	"github.com/zen-twilio/zen/pkg/streams"
@@ -64,6 +68,48 @@ func TestShippedDefaultsHoldTheirHorizons(t *testing.T) {
 	for _, p := range f.Parts {
 		if p.Entries < p.Wanted {
 			t.Errorf("%s: the byte bound stops at %d entries, the horizon wants %d at %d events/s", p.Name, p.Entries, p.Wanted, streams.DefaultEventsPerSecond)
+		}
+	}
+}
+
+// A service's start-up check logs each misfit at Warn, naming the
+// variables, and a missing memory limit at Info only (a laptop has none).
+func TestWarnCapacityLogsEachMisfit(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	js := srv.JetStream(t)
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		warns []string
+		infos int
+	}{
+		{"shipped defaults", nil, nil, 1},
+		{"shipped defaults at 1000/s in 512 MiB", map[string]string{"CAPACITY_EVENTS_PER_SECOND": "1000", "NATS_MEMORY_LIMIT": "536870912"},
+			[]string{"RAW_MAX_AGE, RAW_MAX_BYTES", "EVENTS_MAX_AGE, EVENTS_MAX_BYTES", "NATS memory"}, 0},
+	} {
+		r := envconf.New(envconf.MapLookup(tc.env))
+		cfg, c := streams.ConfigFromEnv(r), streams.CapacityFromEnv(r)
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+		core, logs := observer.New(zapcore.InfoLevel)
+		streams.WarnCapacity(context.Background(), js, cfg, c, zap.New(core))
+		var warns []string
+		for _, e := range logs.FilterLevelExact(zapcore.WarnLevel).All() {
+			warns = append(warns, e.ContextMap()["warning"].(string))
+		}
+		all := strings.Join(warns, "\n")
+		for _, w := range tc.warns {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s: no warning names %s; warnings:\n%s", tc.name, w, all)
+			}
+		}
+		if len(tc.warns) == 0 && len(warns) > 0 {
+			t.Errorf("%s: want no warning, got:\n%s", tc.name, all)
+		}
+		if got := logs.FilterLevelExact(zapcore.InfoLevel).Len(); got != tc.infos {
+			t.Errorf("%s: %d info lines, want %d", tc.name, got, tc.infos)
 		}
 	}
 }

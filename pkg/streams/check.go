@@ -3,8 +3,10 @@ package streams
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
 )
@@ -40,7 +42,8 @@ func CapacityFromEnv(r *envconf.Reader) Capacity {
 // CheckCapacity estimates cfg's steady state at the declared rate (with
 // [MeasuredCosts]) and returns a warning per limit it exceeds at
 // [CapacityFraction], each naming the variables to change. A storage limit
-// not declared is asked of the server (its account info). It blocks for one
+// not declared is asked of the server (its account info); a memory limit
+// not declared adds a last line saying memory was not checked. It blocks for one
 // JetStream API request; the error is that request's.
 func CheckCapacity(ctx context.Context, js jetstream.JetStream, cfg Config, c Capacity) ([]string, error) {
 	if c.EventsPerSecond == 0 {
@@ -61,4 +64,40 @@ func CheckCapacity(ctx context.Context, js jetstream.JetStream, cfg Config, c Ca
 		w = append(w, fmt.Sprintf("capacity: NATS_MEMORY_LIMIT is not set, so the steady-state NATS memory at %d events/s (%s) was not checked", c.EventsPerSecond, MiB(f.Memory)))
 	}
 	return w, nil
+}
+
+// checkAttempts bounds WarnCapacity's tries (1+2+4+8 s between them), so
+// a service that started before NATS still checks once it is up.
+const checkAttempts = 5
+
+// WarnCapacity is a service's start-up check (issue 22): it runs
+// CheckCapacity once NATS answers and logs each warning loudly, naming the
+// variables to change. It never stops the service; when the check cannot
+// run (NATS unreachable, a user without $JS.API.INFO), it says so.
+func WarnCapacity(ctx context.Context, js jetstream.JetStream, cfg Config, c Capacity, log *zap.Logger) {
+	var err error
+	for i, wait := 0, time.Second; i < checkAttempts; i, wait = i+1, 2*wait {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var w []string
+		w, err = CheckCapacity(cctx, js, cfg, c)
+		cancel()
+		if err == nil {
+			if c.Limits.MaxMemory == 0 && len(w) > 0 {
+				// Not a misfit: local runs have no container limit.
+				log.Info(w[len(w)-1])
+				w = w[:len(w)-1]
+			}
+			for _, line := range w {
+				log.Warn("CAPACITY: the configured streams do not fit the NATS limits at the declared rate",
+					zap.Int("events_per_second", c.EventsPerSecond), zap.String("warning", line))
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+	log.Warn("capacity check not done", zap.Error(err))
 }

@@ -386,6 +386,7 @@ func (s *Service) Run(ctx context.Context) error {
 	} else {
 		opsDone <- nil
 	}
+	go streams.WarnCapacity(ctx, s.js, s.cfg.Streams, s.cfg.Capacity, s.log)
 	errs := make(chan error, len(s.targets))
 	for _, tw := range s.targets {
 		s.log.Info("forwarder consuming", zap.String("target", tw.target.Name), zap.Strings("events", tw.route.EventTypes),

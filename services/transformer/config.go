@@ -42,7 +42,10 @@ type Config struct {
 	NATS         natsconn.Settings
 	StreamsApply bool
 	Streams      streams.Config
-	LogLevel     string
+	// Capacity is what the start-up check compares Streams with
+	// (CAPACITY_EVENTS_PER_SECOND, NATS_MEMORY_LIMIT, NATS_MAX_STORE).
+	Capacity streams.Capacity
+	LogLevel string
 
 	// Conn, when set, is used instead of connecting (zen dev, tests).
 	Conn *nats.Conn
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		NATS:           natsconn.Settings{URL: nats.DefaultURL},
 		StreamsApply:   true,
 		Streams:        streams.DefaultConfig(),
+		Capacity:       streams.Capacity{EventsPerSecond: streams.DefaultEventsPerSecond},
 		LogLevel:       "info",
 	}
 }
@@ -85,6 +89,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.NATS = natsconn.SettingsFromEnv(r, c.NATS.URL)
 	c.StreamsApply = r.Bool("STREAMS_APPLY", c.StreamsApply)
 	c.Streams = streams.ConfigFromEnv(r)
+	c.Capacity = streams.CapacityFromEnv(r)
 	c.LogLevel = r.String("LOG_LEVEL", c.LogLevel)
 	return c
 }

@@ -157,6 +157,7 @@ func (s *Service) Run(ctx context.Context) error {
 	} else {
 		opsDone <- nil
 	}
+	go streams.WarnCapacity(ctx, s.js, s.cfg.Streams, s.cfg.Capacity, s.log)
 	s.log.Info("transformer consuming", zap.String("stream", streams.StreamRaw), zap.String("consumer", streams.ConsumerTransformer), zap.Int("concurrency", s.cfg.Concurrency))
 	err := s.worker.Run(ctx)
 	err = errors.Join(err, s.requests.Stop()) // no batch waits for an ack

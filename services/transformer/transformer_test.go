@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
@@ -49,6 +50,8 @@ type env struct {
 	srv *natstest.Server
 	js  jetstream.JetStream
 	ctx context.Context
+	// log is the services' logger (default: the test's).
+	log *zap.Logger
 }
 
 func newEnv(t *testing.T) *env {
@@ -85,7 +88,11 @@ func (e *env) start(mod func(*transformer.Config)) *running {
 	if mod != nil {
 		mod(&cfg)
 	}
-	svc, err := transformer.New(context.Background(), cfg, zaptest.NewLogger(e.t))
+	log := e.log
+	if log == nil {
+		log = zaptest.NewLogger(e.t)
+	}
+	svc, err := transformer.New(context.Background(), cfg, log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
