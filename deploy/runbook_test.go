@@ -33,6 +33,26 @@ func natsCLI(tb testing.TB) string {
 // after `kubectl exec … --`.
 var cliCommand = regexp.MustCompile("`(?:[^`]*-- )?(nats [^`]+)`")
 
+// kubectlExec matches the target of a `kubectl exec -it <target> --`.
+var kubectlExec = regexp.MustCompile(`kubectl exec -it (\S+) --`)
+
+// toolsExecTarget returns the `kubectl exec` target of the operator's
+// shell deploy/k8s/tools ships: "<name>" for a Pod, "deploy/<name>" for a
+// Deployment.
+func toolsExecTarget(t *testing.T) string {
+	t.Helper()
+	for _, o := range mustRender(t, "tools").Objects {
+		switch o.Kind {
+		case "Pod":
+			return o.Name
+		case "Deployment":
+			return "deploy/" + o.Name
+		}
+	}
+	t.Fatal("deploy/k8s/tools ships no Pod or Deployment")
+	return ""
+}
+
 // runbookCommands returns the nats CLI commands quoted in the prod alerts'
 // descriptions and in docs/capacity.md, each with where it was found.
 func runbookCommands(t *testing.T) map[string]string {
@@ -82,6 +102,20 @@ func TestRunbookCommandsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = admin.Flush()
+
+	// A `kubectl exec` names the operator's shell as deploy/k8s/tools ships it:
+	// a bare Pod, so `deploy/nats-box` would not be found.
+	pod := toolsExecTarget(t)
+	pr := one[*PrometheusRule](t, mustRender(t, "prod"), "zen-twilio")
+	for _, g := range pr.Spec.Groups {
+		for _, rule := range g.Rules {
+			for _, m := range kubectlExec.FindAllStringSubmatch(rule.Annotations["description"], -1) {
+				if m[1] != pod {
+					t.Errorf("alert %s: `kubectl exec` names %q; deploy/k8s/tools ships %q", rule.Alert, m[1], pod)
+				}
+			}
+		}
+	}
 
 	cmds := runbookCommands(t)
 	if len(cmds) < 5 {
