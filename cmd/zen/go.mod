@@ -9,6 +9,7 @@ require (
 	github.com/zen-twilio/zen/services/ingester v0.0.0-00010101000000-000000000000
 	github.com/zen-twilio/zen/services/transformer v0.0.0-00010101000000-000000000000
 	go.uber.org/zap v1.28.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
@@ -83,7 +84,6 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 replace (

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,52 +92,5 @@ func TestInspectShowsEventsAndPriorities(t *testing.T) {
 	}
 	if strings.Contains(out, "test-token-not-a-secret") {
 		t.Error("inspect printed a secret")
-	}
-}
-
-func TestEvidencePasses(t *testing.T) {
-	code, out, errs := runZen(t, "package", "evidence", shippedPkg)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s%s", code, out, errs)
-	}
-	for _, row := range []string{"Transform package", "Event YAML definitions", "Fixtures", "Golden outputs", "Golden test validation"} {
-		if !strings.Contains(out, row) {
-			t.Errorf("gate lacks row %q", row)
-		}
-	}
-	if !strings.Contains(out, "NOT CHECKED") || !strings.Contains(out, "TW-02") {
-		t.Errorf("live E2E must be NOT CHECKED:\n%s", out)
-	}
-}
-
-// TestEvidenceFailsOnABrokenGolden: a golden changed on purpose makes the
-// golden row FAIL and the command exit 1.
-func TestEvidenceFailsOnABrokenGolden(t *testing.T) {
-	goldens := t.TempDir()
-	src, _ := filepath.Glob("../../goldens/twilio/*.golden.json")
-	for _, g := range src {
-		b, err := os.ReadFile(g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if filepath.Base(g) == "call_completed.golden.json" {
-			b = bytes.Replace(b, []byte(`"call_duration_seconds": 74`), []byte(`"call_duration_seconds": 75`), 1)
-		}
-		if err := os.WriteFile(filepath.Join(goldens, filepath.Base(g)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	code, out, _ := runZen(t, "package", "evidence", shippedPkg, "--goldens", goldens)
-	if code != 1 {
-		t.Errorf("exit %d, want 1", code)
-	}
-	var row string
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "Golden test validation") {
-			row = l
-		}
-	}
-	if !strings.Contains(row, "FAIL") || !strings.Contains(row, "call_completed.golden.json") {
-		t.Errorf("golden row = %q, want FAIL naming call_completed.golden.json", row)
 	}
 }
