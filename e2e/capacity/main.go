@@ -61,7 +61,12 @@ func main() {
 	settle := flag.Duration("settle", 20*time.Second, "idle time before the second RSS sample")
 	only := flag.String("only", "", "comma-separated scenario names (default all)")
 	out := flag.String("out", "bench/results.md", "markdown file the tables are appended to")
+	prodPath := flag.String("shipped", "deploy/k8s/base/kustomization.yaml", "kustomization whose zen-streams and zen-capacity ConfigMaps are projected")
 	flag.Parse()
+	prod, err := loadShipped(*prodPath)
+	if err != nil {
+		log.Fatal(err)
+	}
 	sizes, err := parseSizes(*sizesFlag)
 	if err != nil {
 		log.Fatal(err)
@@ -77,7 +82,7 @@ func main() {
 			results = append(results, r)
 		}
 	}
-	report := render(results, sizes)
+	report := render(results, sizes, prod)
 	fmt.Print(report)
 	if err := appendFile(*out, report); err != nil {
 		log.Fatal(err)

@@ -14,7 +14,7 @@ var rates = []float64{100, 1000, 5000}
 
 // render writes the measurement table, the costs it implies and the
 // projection of the shipped defaults at each rate.
-func render(results []result, sizes []int) string {
+func render(results []result, sizes []int, prod shipped) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## make capacity — %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "nats-server process (bin/nats-server), file storage, default GOGC; %d CPUs, %s. RSS sampled 3 s after the object was created and again after the entries were published and the server sat idle. Sizes: %v.\n\n",
@@ -38,6 +38,29 @@ func render(results []result, sizes []int) string {
 	b.WriteString(projection("the shipped horizons ("+describe(local)+") without byte bounds: what the bounds must hold", horizons, k))
 	b.WriteString(projection("pkg/streams.MeasuredCosts, the same horizons without byte bounds", horizons, streams.MeasuredCosts))
 	b.WriteString(projection("the shipped local defaults, byte bounds included (sized for streams.DefaultEventsPerSecond)", local, k))
+	b.WriteString(prod.projection(k))
+	return b.String()
+}
+
+// shipped is the production configuration deploy/k8s ships.
+type shipped struct {
+	path     string
+	cfg      streams.Config
+	capacity streams.Capacity
+}
+
+// projection is the production configuration's steady state at each
+// rate, with the costs measured in this run, against the nats container's
+// memory limit it declares (NATS_MEMORY_LIMIT).
+func (p shipped) projection(k streams.Costs) string {
+	var b strings.Builder
+	limit := p.capacity.Limits.MaxMemory
+	fmt.Fprintf(&b, "\nSteady state per replica, the shipped production configuration (%s: ConfigMaps zen-streams and zen-capacity; %s), byte bounds included, costs measured in this run:\n\n", p.path, describe(p.cfg))
+	fmt.Fprintf(&b, "| events/s | NATS memory | of NATS_MEMORY_LIMIT (%s) | JetStream disk | largest memory part |\n|---|---|---|---|---|\n", streams.MiB(limit))
+	for _, r := range rates {
+		f := streams.Estimate(p.cfg, r, k)
+		fmt.Fprintf(&b, "| %.0f | %s | %.0f%% | %s | %s |\n", r, streams.MiB(f.Memory), 100*float64(f.Memory)/float64(limit), streams.MiB(f.Disk), biggest(f))
+	}
 	return b.String()
 }
 
