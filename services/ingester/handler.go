@@ -217,7 +217,10 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 		}
 	}
 
-	out.event = Resolve(r.Header.Get(zen.HeaderTwilioEvent), r.PathValue("event"), params, jsonBody, s.known)
+	// The path is part of the signed URL and the parameters are signed;
+	// X-Twilio-Event is neither (and real Twilio never sends it), so it
+	// has no say in the event type.
+	out.event = Resolve(r.PathValue("event"), params, jsonBody, s.known)
 
 	select {
 	case s.inflight <- struct{}{}:
