@@ -123,7 +123,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	wh := s.webhookHandler()
 	mux.Handle("/webhooks/twilio", wh)
 	mux.Handle("/webhooks/twilio/{event}", wh)
-	s.handler = mux
+	s.handler = s.refuseAmbiguous(mux)
 
 	ln := cfg.Listener
 	if ln == nil {
@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			return nil, fmt.Errorf("env var `LISTEN_ADDR`: %w", err)
 		}
 	}
-	s.ln = ln
+	s.ln = framingListener{ln}
 	return s, nil
 }
 
@@ -157,6 +157,7 @@ func (s *Service) Run(ctx context.Context) error {
 	srv := httpserve.NewServer(s.handler)
 	srv.ReadHeaderTimeout, srv.ReadTimeout = s.cfg.ReadHeaderTimeout, s.cfg.ReadTimeout
 	srv.ErrorLog = zap.NewStdLog(s.log.Named("http"))
+	srv.ConnContext = connContext
 	err := httpserve.Serve(ctx, srv, s.ln, s.cfg.ShutdownGrace)
 	// No handler runs any more: no publish waits for a reply.
 	if rerr := s.requests.Stop(); rerr != nil {
