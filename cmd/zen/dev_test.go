@@ -247,10 +247,11 @@ func TestDevSendInspectReplayRestart(t *testing.T) {
 		t.Errorf("forged send printed %q, want 403", out)
 	}
 	// A poison request (signed, but missing a required parameter) becomes a
-	// dead letter with its reason.
+	// dead letter with its reason. It names its event by the signed path,
+	// as Twilio's callback URLs do: the ingester ignores X-Twilio-Event.
 	poison := filepath.Join(t.TempDir(), "poison.json")
-	writeFile(t, poison, `{"headers":{"x-twilio-event":"message-status"},"body":{"MessageStatus":"delivered","AccountSid":"AC00000000000000000000000000000001"}}`)
-	runCLI(t, zen, nil, "send", "--url", p.webhooks, poison)
+	writeFile(t, poison, `{"headers":{},"body":{"MessageStatus":"delivered","AccountSid":"AC00000000000000000000000000000001"}}`)
+	runCLI(t, zen, nil, "send", "--url", p.webhooks+"/message-status", poison)
 	env := []string{"NATS_URL=" + p.natsURL}
 	natstest.CheckFor(t, 10*time.Second, func() error {
 		out := runCLI(t, zen, env, "replay", "dlq", "--list")

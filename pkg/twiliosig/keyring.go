@@ -129,14 +129,21 @@ func (k *Keyring) VerifyJSON(fullURL string, body []byte, signature string) erro
 }
 
 // AccountOfEvents returns the account every CloudEvent of an Event Streams
-// body (one event or an array) names in its data (account_sid, or
-// accountSid in the camel-case schemas). A body naming no account, or two,
-// is ErrUnknownAccount: one signature cannot be checked for two accounts.
+// body (one event or an array) names in its data: account_sid (Verify),
+// accountSid (messaging), or request.parameters.AccountSid (voice status
+// callbacks, whose data is the callback's request). A body naming no
+// account, or two (across events or within one), is ErrUnknownAccount: one
+// signature cannot be checked for two accounts.
 func AccountOfEvents(body []byte) (string, error) {
 	type event struct {
 		Data struct {
-			Snake string `json:"account_sid"`
-			Camel string `json:"accountSid"`
+			Snake   string `json:"account_sid"`
+			Camel   string `json:"accountSid"`
+			Request struct {
+				Parameters struct {
+					AccountSid string `json:"AccountSid"`
+				} `json:"parameters"`
+			} `json:"request"`
 		} `json:"data"`
 	}
 	var events []event
@@ -152,14 +159,19 @@ func AccountOfEvents(body []byte) (string, error) {
 	}
 	sid := ""
 	for _, e := range events {
-		s := e.Data.Snake
-		if s == "" {
-			s = e.Data.Camel
+		named := false
+		for _, s := range []string{e.Data.Snake, e.Data.Camel, e.Data.Request.Parameters.AccountSid} {
+			if s == "" {
+				continue
+			}
+			if sid != "" && s != sid {
+				return "", ErrUnknownAccount
+			}
+			sid, named = s, true
 		}
-		if s == "" || (sid != "" && s != sid) {
+		if !named {
 			return "", ErrUnknownAccount
 		}
-		sid = s
 	}
 	if sid == "" {
 		return "", ErrUnknownAccount

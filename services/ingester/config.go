@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/twiliosig"
 )
 
 // Config configures the ingester. Build it with ConfigFromEnv or
@@ -25,9 +27,19 @@ type Config struct {
 	// exactly as received (Twilio signs the public URL, not the one behind
 	// the load balancer).
 	PublicURL string
-	// AuthTokens are the Twilio auth tokens (TWILIO_AUTH_TOKEN,
-	// comma-separated so a rotated token keeps working).
+	// AuthTokens are the auth tokens of a single Twilio account
+	// (TWILIO_AUTH_TOKEN, comma-separated so a rotated token keeps
+	// working): every request is verified with them, whatever account it
+	// names.
 	AuthTokens []envconf.Secret
+	// AccountTokens are the auth tokens of each account, by AccountSid
+	// (TWILIO_AUTH_TOKENS or TWILIO_AUTH_TOKENS_FILE; several per account
+	// during a rotation): a request is verified only with the tokens of the
+	// account it names. Set AuthTokens or AccountTokens, not both.
+	AccountTokens map[string][]envconf.Secret
+	// accountTokensVar names the variable AccountTokens was read from
+	// (set even when it failed to parse), for errors.
+	accountTokensVar string
 	// InsecureSkipSignature accepts unsigned requests: local experiments only.
 	InsecureSkipSignature bool
 	// MaxBodyBytes bounds a request body (413 beyond).
@@ -90,6 +102,7 @@ func readConfig(r *envconf.Reader) Config {
 	for _, t := range r.List("TWILIO_AUTH_TOKEN", nil) {
 		c.AuthTokens = append(c.AuthTokens, envconf.Secret(t))
 	}
+	c.AccountTokens, c.accountTokensVar = readAccountTokens(r)
 	c.InsecureSkipSignature = r.Bool("INSECURE_SKIP_SIGNATURE", false)
 	c.MaxBodyBytes = r.Int64("MAX_BODY_BYTES", c.MaxBodyBytes)
 	c.PublishTimeout = r.Duration("PUBLISH_TIMEOUT", c.PublishTimeout)
@@ -104,6 +117,42 @@ func readConfig(r *envconf.Reader) Config {
 	c.Streams = streams.ConfigFromEnv(r)
 	c.LogLevel = r.String("LOG_LEVEL", c.LogLevel)
 	return c
+}
+
+// readAccountTokens reads the tokens per account from TWILIO_AUTH_TOKENS
+// (`AC…=token[;token2],AC…=token`) or from the file TWILIO_AUTH_TOKENS_FILE
+// names (one `AC…=token[;token2]` a line, # comments), not both. The file is
+// read once, at start: a rotation is a restart with the new token added.
+func readAccountTokens(r *envconf.Reader) (map[string][]envconf.Secret, string) {
+	inline := r.Secret("TWILIO_AUTH_TOKENS")
+	file := r.String("TWILIO_AUTH_TOKENS_FILE", "")
+	name, spec := "TWILIO_AUTH_TOKENS", inline.Reveal()
+	switch {
+	case inline != "" && file != "":
+		r.Fail("TWILIO_AUTH_TOKENS", "and `TWILIO_AUTH_TOKENS_FILE` are both set: use one")
+		return nil, name
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			r.Fail("TWILIO_AUTH_TOKENS_FILE", "%v", err)
+			return nil, "TWILIO_AUTH_TOKENS_FILE"
+		}
+		name, spec = "TWILIO_AUTH_TOKENS_FILE", string(b)
+	case spec == "":
+		return nil, ""
+	}
+	accounts, err := twiliosig.ParseAccountTokens(spec)
+	if err != nil {
+		r.Fail(name, "%v", err) // names the entry, never a token
+		return nil, name
+	}
+	out := make(map[string][]envconf.Secret, len(accounts))
+	for sid, tokens := range accounts {
+		for _, t := range tokens {
+			out[sid] = append(out[sid], envconf.Secret(t))
+		}
+	}
+	return out, name
 }
 
 // ConfigFromEnv reads the configuration through lookup and validates it,
@@ -127,8 +176,20 @@ func (c Config) Validate() error {
 	fail := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("env var `%s` %s", name, fmt.Sprintf(format, args...)))
 	}
-	if len(c.AuthTokens) == 0 && !c.InsecureSkipSignature {
-		fail("TWILIO_AUTH_TOKEN", "is required (or INSECURE_SKIP_SIGNATURE=true for local experiments)")
+	perAccount := c.accountTokensVar
+	if perAccount == "" {
+		perAccount = "TWILIO_AUTH_TOKENS"
+	}
+	perAccountSet := len(c.AccountTokens) > 0 || c.accountTokensVar != ""
+	switch {
+	case len(c.AuthTokens) > 0 && perAccountSet:
+		fail("TWILIO_AUTH_TOKEN", "and `%s` are both set: use TWILIO_AUTH_TOKEN for one account, or tokens per account alone", perAccount)
+	case len(c.AuthTokens) == 0 && !perAccountSet && !c.InsecureSkipSignature:
+		fail("TWILIO_AUTH_TOKEN", "is required, or TWILIO_AUTH_TOKENS (or TWILIO_AUTH_TOKENS_FILE) for tokens per account (or INSECURE_SKIP_SIGNATURE=true for local experiments)")
+	case len(c.AccountTokens) > 0:
+		if _, err := c.keyring(); err != nil {
+			fail(perAccount, "%v", err)
+		}
 	}
 	if c.PublicURL == "" {
 		fail("PUBLIC_URL", "is required: the URL Twilio calls, e.g. https://hooks.example.com")
@@ -157,4 +218,25 @@ func (c Config) Validate() error {
 		fail("NATS_URL", "is required")
 	}
 	return errors.Join(errs...)
+}
+
+// keyring returns the Keyring of the configured tokens: per account when
+// AccountTokens is set, else the single account of AuthTokens.
+func (c Config) keyring() (*twiliosig.Keyring, error) {
+	if len(c.AccountTokens) == 0 {
+		return twiliosig.SingleAccount(reveal(c.AuthTokens))
+	}
+	accounts := make(map[string][]string, len(c.AccountTokens))
+	for sid, tokens := range c.AccountTokens {
+		accounts[sid] = reveal(tokens)
+	}
+	return twiliosig.NewKeyring(accounts)
+}
+
+func reveal(secrets []envconf.Secret) []string {
+	out := make([]string, len(secrets))
+	for i, s := range secrets {
+		out[i] = s.Reveal()
+	}
+	return out
 }

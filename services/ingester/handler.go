@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,19 +42,90 @@ func (s *Service) webhookHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		reqID := newID()
-		event := "none"
-		code := s.serveWebhook(w, r, reqID, &event)
-		s.metrics.request(event, code)
+		out := outcome{event: "none"}
+		code := s.serveWebhook(w, r, reqID, &out)
+		s.metrics.request(out.event, code)
 		s.metrics.latency.Observe(time.Since(start).Seconds())
 		lvl := zap.DebugLevel
 		if code >= 400 {
 			lvl = zap.WarnLevel
 		}
 		if ce := s.log.Check(lvl, "webhook"); ce != nil {
-			ce.Write(zap.String("request_id", reqID), zap.String("event", event), zap.Int("status", code),
-				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Duration("took", time.Since(start)))
+			fields := []zap.Field{zap.String("request_id", reqID), zap.String("event", out.event), zap.Int("status", code),
+				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Duration("took", time.Since(start))}
+			if out.reason != "" {
+				fields = append(fields, zap.String("reason", out.reason), zap.String("url", logURL(out.url, r.Method)))
+			}
+			ce.Write(fields...)
 		}
 	})
+}
+
+// outcome is what the log line of a request tells beyond its status.
+type outcome struct {
+	event  string // the resolved Twilio event; "none" before resolution
+	reason string // why a 403: one of the reason* constants
+	url    string // with reason: the URL the signature was checked against
+}
+
+// The reasons of a 403, in the log line and in
+// zen_ingester_signature_failures_total{reason}; never in the answer.
+const (
+	reasonMissingSignature = "missing_signature" // no X-Twilio-Signature
+	reasonInvalidSignature = "invalid_signature" // not signed by a token of the account it names
+	reasonUnknownAccount   = "unknown_account"   // names no account the ingester has tokens for, or two
+)
+
+// verify checks the request's signature with the tokens of the account it
+// names and returns "" or the reason of the 403. A GET's parameters are
+// its query, part of fullURL.
+func (s *Service) verify(r *http.Request, fullURL string, params url.Values, jsonBody []byte, sig string) string {
+	if sig == "" {
+		return reasonMissingSignature
+	}
+	var err error
+	switch {
+	case s.keyring.PerAccount() && len(params["AccountSid"]) > 1:
+		// One signature cannot be checked for two accounts, and
+		// whichever the transformer read need not be the one verified.
+		err = twiliosig.ErrUnknownAccount
+	case jsonBody != nil:
+		err = s.keyring.VerifyJSON(fullURL, jsonBody, sig)
+	case r.Method == http.MethodGet:
+		err = s.keyring.VerifyForm(fullURL, nil, sig)
+	default:
+		err = s.keyring.VerifyForm(fullURL, params, sig)
+	}
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, twiliosig.ErrUnknownAccount):
+		return reasonUnknownAccount
+	}
+	return reasonInvalidSignature
+}
+
+// logURL is the URL a signature was checked against as the log shows it:
+// exact, but for a GET, whose query holds the request's parameters (phone
+// numbers, message bodies), each value is masked and only the names kept;
+// at most 2 KiB.
+func logURL(fullURL, method string) string {
+	const max = 2 << 10
+	if method == http.MethodGet {
+		if base, query, ok := strings.Cut(fullURL, "?"); ok {
+			parts := strings.Split(query, "&")
+			for i, p := range parts {
+				if k, _, ok := strings.Cut(p, "="); ok {
+					parts[i] = k + "=***"
+				}
+			}
+			fullURL = base + "?" + strings.Join(parts, "&")
+		}
+	}
+	if len(fullURL) > max {
+		return fullURL[:max] + "…(truncated)"
+	}
+	return fullURL
 }
 
 // reject answers a short body that reveals nothing about why in detail.
@@ -71,7 +143,7 @@ func (s *Service) shed(w http.ResponseWriter) int {
 	return reject(w, http.StatusServiceUnavailable, "busy, retry later")
 }
 
-func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID string, event *string) int {
+func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID string, out *outcome) int {
 	w.Header().Set(zen.HeaderRequestID, reqID)
 	receivedAt := s.cfg.Now().UTC()
 	fullURL := s.cfg.PublicURL + r.RequestURI
@@ -137,27 +209,18 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 	}
 
 	sig := r.Header.Get(zen.HeaderTwilioSignature)
-	if s.verifier != nil {
-		var err error
-		switch {
-		case jsonBody != nil:
-			err = s.verifier.VerifyJSON(fullURL, jsonBody, sig)
-		case r.Method == http.MethodGet:
-			err = s.verifier.VerifyForm(fullURL, nil, sig)
-		default:
-			err = s.verifier.VerifyForm(fullURL, params, sig)
-		}
-		if err != nil {
-			reason := "invalid"
-			if errors.Is(err, twiliosig.ErrMissingSignature) {
-				reason = "missing"
-			}
+	if s.keyring != nil {
+		if reason := s.verify(r, fullURL, params, jsonBody, sig); reason != "" {
+			out.reason, out.url = reason, fullURL
 			s.metrics.signatures.WithLabelValues(reason).Inc()
 			return reject(w, http.StatusForbidden, "forbidden")
 		}
 	}
 
-	*event = Resolve(r.Header.Get(zen.HeaderTwilioEvent), r.PathValue("event"), params, jsonBody, s.known)
+	// The path is part of the signed URL and the parameters are signed;
+	// X-Twilio-Event is neither (and real Twilio never sends it), so it
+	// has no say in the event type.
+	out.event = Resolve(r.PathValue("event"), params, jsonBody, s.known)
 
 	select {
 	case s.inflight <- struct{}{}:
@@ -168,7 +231,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 
 	// The evidence headers. The keys are canonical already, so they are set
 	// directly, and all values share one array: two allocations, not ten.
-	msg := &nats.Msg{Subject: streams.RawSubject(*event), Data: body, Header: make(nats.Header, 9)}
+	msg := &nats.Msg{Subject: streams.RawSubject(out.event), Data: body, Header: make(nats.Header, 9)}
 	values := make([]string, 0, 9)
 	set := func(k, v string) {
 		values = append(values, v)
@@ -178,7 +241,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 	if sig != "" {
 		set(zen.HeaderTwilioSignature, sig)
 	}
-	set(zen.HeaderTwilioEvent, *event)
+	set(zen.HeaderTwilioEvent, out.event)
 	token := r.Header.Get(zen.HeaderIdempotencyToken)
 	if token != "" {
 		set(zen.HeaderIdempotencyToken, token)
@@ -197,12 +260,12 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 	err := s.publish(msg)
 	s.metrics.publish.Observe(time.Since(pstart).Seconds())
 	if err != nil {
-		s.log.Warn("publish not acknowledged", zap.String("request_id", reqID), zap.String("event", *event), zap.Error(err))
+		s.log.Warn("publish not acknowledged", zap.String("request_id", reqID), zap.String("event", out.event), zap.Error(err))
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
 		return reject(w, http.StatusServiceUnavailable, "temporarily unavailable, retry later")
 	}
 
-	if resp, ok := s.responses[*event]; ok {
+	if resp, ok := s.responses[out.event]; ok {
 		w.Header().Set("Content-Type", resp.ContentType)
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, resp.Body)

@@ -36,7 +36,7 @@ type Service struct {
 	nc        *nats.Conn
 	ownsConn  bool
 	js        jetstream.JetStream
-	verifier  *twiliosig.Verifier
+	keyring   *twiliosig.Keyring // nil with INSECURE_SKIP_SIGNATURE
 	responses map[string]pack.Response
 	known     map[string]bool
 	ln        net.Listener
@@ -71,15 +71,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.InsecureSkipSignature {
 		log.Warn("SIGNATURE VERIFICATION IS OFF (INSECURE_SKIP_SIGNATURE=true): anyone can forge Twilio webhooks; for local experiments only")
 	} else {
-		tokens := make([]string, len(cfg.AuthTokens))
-		for i, t := range cfg.AuthTokens {
-			tokens[i] = t.Reveal()
-		}
-		v, err := twiliosig.NewVerifier(tokens)
+		k, err := cfg.keyring()
 		if err != nil {
 			return nil, fmt.Errorf("env var `TWILIO_AUTH_TOKEN`: %w", err)
 		}
-		s.verifier = v
+		s.keyring = k
+		if k.PerAccount() {
+			log.Info("verifying each request with the tokens of the account it names", zap.Int("accounts", k.Accounts()))
+		}
 	}
 	if cfg.PackageDir != "" {
 		// The ingester needs no target secrets: missing variables are fine here.
@@ -124,17 +123,16 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	wh := s.webhookHandler()
 	mux.Handle("/webhooks/twilio", wh)
 	mux.Handle("/webhooks/twilio/{event}", wh)
-	s.handler = mux
+	s.handler = s.refuseAmbiguous(mux)
 
-	s.ln = cfg.Listener
-	if s.ln == nil {
-		ln, err := net.Listen("tcp", cfg.ListenAddr)
-		if err != nil {
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 			s.closeConn()
 			return nil, fmt.Errorf("env var `LISTEN_ADDR`: %w", err)
 		}
-		s.ln = ln
 	}
+	s.ln = framingListener{ln}
 	return s, nil
 }
 
@@ -159,6 +157,7 @@ func (s *Service) Run(ctx context.Context) error {
 	srv := httpserve.NewServer(s.handler)
 	srv.ReadHeaderTimeout, srv.ReadTimeout = s.cfg.ReadHeaderTimeout, s.cfg.ReadTimeout
 	srv.ErrorLog = zap.NewStdLog(s.log.Named("http"))
+	srv.ConnContext = connContext
 	err := httpserve.Serve(ctx, srv, s.ln, s.cfg.ShutdownGrace)
 	// No handler runs any more: no publish waits for a reply.
 	if rerr := s.requests.Stop(); rerr != nil {

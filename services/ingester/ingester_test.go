@@ -249,10 +249,13 @@ func TestResolutionWithoutHeaderOrPath(t *testing.T) {
 			t.Errorf("%s stored on twilio.raw.%s as %q", tc.body, tc.want, m.Data)
 		}
 	}
-	// The header wins over the path.
+	// The signed path wins; the unsigned X-Twilio-Event has no say (issue 24).
 	e.post("/webhooks/twilio/message-status", "application/x-www-form-urlencoded", []byte("CallSid=CA9&CallStatus=busy"), map[string]string{"X-Twilio-Event": "call-status"})
-	if m := e.lastRaw("twilio.raw.call-status"); !strings.Contains(string(m.Data), "CA9") {
-		t.Error("X-Twilio-Event did not win over the path")
+	if m := e.lastRaw("twilio.raw.message-status"); !strings.Contains(string(m.Data), "CA9") {
+		t.Error("a request to /webhooks/twilio/message-status was not stored on twilio.raw.message-status")
+	}
+	if m := e.lastRaw("twilio.raw.call-status"); strings.Contains(string(m.Data), "CA9") {
+		t.Error("X-Twilio-Event re-typed the request as call-status")
 	}
 }
 

@@ -41,8 +41,12 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64, events map[s
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}),
 		signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zen_ingester_signature_failures_total", Help: "Requests rejected with 403, by reason (missing, invalid).",
+			Name: "zen_ingester_signature_failures_total",
+			Help: "Requests rejected with 403, by reason (missing_signature, invalid_signature, unknown_account).",
 		}, []string{"reason"}),
+	}
+	for _, reason := range []string{reasonMissingSignature, reasonInvalidSignature, reasonUnknownAccount} {
+		m.signatures.WithLabelValues(reason) // at 0 from the start, for rate() and alerts
 	}
 	m.stored = make(map[string]prometheus.Counter, len(events))
 	for ev := range events {

@@ -29,20 +29,22 @@ var knownEvents = map[string]bool{
 	EventStreams: true, EventConversation: true,
 }
 
-// verifyEventPrefix is the CloudEvent type of Verify status (Event Streams).
-const verifyEventPrefix = "com.twilio.accountsecurity.verify.verification."
+// verifyEventPrefix begins the CloudEvent types of Verify (Event Streams):
+// verification status (….verify.verification.<status>) and the delivery of
+// each send-code attempt (….verify.message.<status>), both rules of
+// verification-status.
+const verifyEventPrefix = "com.twilio.accountsecurity.verify."
 
-// Resolve returns the Twilio event of a request: the X-Twilio-Event header
-// when it names a known event; else the last path segment; else inferred
-// from the parameters; else EventUnknown (stored, then dead-lettered by the
-// transformer, never dropped). Real Twilio sends no X-Twilio-Event, so the
-// path and the inference are what production uses.
-func Resolve(header, pathEvent string, params url.Values, jsonBody []byte, known map[string]bool) string {
+// Resolve returns the Twilio event of a request from what its signature
+// covers: the last path segment when it names a known event (the path is
+// part of the signed URL); else inferred from the signed parameters or
+// CloudEvents; else EventUnknown (stored, then dead-lettered by the
+// transformer, never dropped). The X-Twilio-Event header is not an input:
+// it is unsigned and real Twilio never sends it, so a replayed request with
+// another header would otherwise be stored as an event of another type.
+func Resolve(pathEvent string, params url.Values, jsonBody []byte, known map[string]bool) string {
 	if known == nil {
 		known = knownEvents
-	}
-	if h := strings.ToLower(strings.TrimSpace(header)); known[h] {
-		return h
 	}
 	if p := strings.ToLower(pathEvent); known[p] {
 		return p
