@@ -66,7 +66,10 @@ type Config struct {
 	// locked-down clusters where a Job applies them (then only checked).
 	StreamsApply bool
 	Streams      streams.Config
-	LogLevel     string
+	// Capacity is what the start-up check compares Streams with
+	// (CAPACITY_EVENTS_PER_SECOND, NATS_MEMORY_LIMIT, NATS_MAX_STORE).
+	Capacity streams.Capacity
+	LogLevel string
 
 	// Conn, when set, is used instead of connecting to NATS.URL (zen dev,
 	// tests); the caller keeps ownership.
@@ -91,6 +94,7 @@ func DefaultConfig() Config {
 		NATS:              natsconn.Settings{URL: nats.DefaultURL},
 		StreamsApply:      true,
 		Streams:           streams.DefaultConfig(),
+		Capacity:          streams.Capacity{EventsPerSecond: streams.DefaultEventsPerSecond},
 		LogLevel:          "info",
 	}
 }
@@ -115,6 +119,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.NATS = natsconn.SettingsFromEnv(r, c.NATS.URL)
 	c.StreamsApply = r.Bool("STREAMS_APPLY", c.StreamsApply)
 	c.Streams = streams.ConfigFromEnv(r)
+	c.Capacity = streams.CapacityFromEnv(r)
 	c.LogLevel = r.String("LOG_LEVEL", c.LogLevel)
 	return c
 }

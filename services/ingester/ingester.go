@@ -151,6 +151,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.StreamsApply {
 		go s.applyStreams(ctx)
 	}
+	go streams.WarnCapacity(ctx, s.js, s.cfg.Streams, s.cfg.Capacity, s.log)
 	stop := context.AfterFunc(ctx, s.ops.SetDraining)
 	defer stop()
 	s.log.Info("ingester listening", zap.String("addr", s.ln.Addr().String()), zap.String("public_url", s.cfg.PublicURL))
