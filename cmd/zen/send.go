@@ -38,7 +38,7 @@ flags:`)
 	}
 	target := fs.String("url", defURL, "webhook URL, exactly as Twilio would call it (default $PUBLIC_URL/webhooks/twilio)")
 	token := fs.String("auth-token", defToken, "auth token to sign with (default $TWILIO_AUTH_TOKEN, else the zen dev token)")
-	event := fs.String("event", "", "X-Twilio-Event header (default: the fixture's)")
+	event := fs.String("event", "", "event type, sent as the signed path /webhooks/twilio/<event> (default: none, the ingester infers it from the signed parameters)")
 	count := fs.Int("count", 0, "send N unique copies of each fixture (load generator)")
 	conc := fs.Int("concurrency", 1, "requests in flight with --count")
 	rate := fs.Float64("rate", 0, "with --count: requests per second overall (0: as fast as possible)")

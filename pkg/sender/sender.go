@@ -37,13 +37,17 @@ type Request struct {
 	Key string
 }
 
-// Build signs fixture f for url with token. event, when set, replaces the
-// fixture's X-Twilio-Event header. variant > 0 replaces every Sid of the
+// Build signs fixture f for target with token. event, when set, is
+// appended to target's path (/webhooks/twilio/<event>): the path is part
+// of what Twilio signs and the ingester takes the event type from it;
+// without it the ingester infers the type from the signed parameters. No
+// X-Twilio-Event header is sent: Twilio sends none and the ingester
+// ignores it (it is not signed). variant > 0 replaces every Sid of the
 // fixture (but the account's and services') with a value unique to (nonce,
 // variant), so each variant is a new webhook.
 func Build(f *fixture.Fixture, target, token, event string, nonce string, variant int) (*Request, error) {
-	if event == "" {
-		event = f.Event()
+	if event != "" {
+		target = strings.TrimRight(target, "/") + "/" + event
 	}
 	r := &Request{ContentType: f.ContentType(), Header: http.Header{}}
 	if f.IsJSON() {
@@ -88,9 +92,6 @@ func Build(f *fixture.Fixture, target, token, event string, nonce string, varian
 	r.Header.Set("Content-Type", r.ContentType)
 	r.Header.Set("User-Agent", "TwilioProxy/1.1 (zen send)")
 	r.Header.Set("I-Twilio-Idempotency-Token", idempotencyToken(f.Name, nonce, variant))
-	if event != "" {
-		r.Header.Set("X-Twilio-Event", event)
-	}
 	return r, nil
 }
 

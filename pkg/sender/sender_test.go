@@ -76,6 +76,39 @@ func TestBuildSignsEveryFixture(t *testing.T) {
 	}
 }
 
+// An event given to Build goes into the signed path, where the ingester
+// reads it; no request carries the unsigned X-Twilio-Event header.
+func TestBuildPutsTheEventInTheSignedPath(t *testing.T) {
+	f, err := fixture.Load(filepath.Join("..", "..", "fixtures", "twilio", "message_status_delivered.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := twiliosig.NewVerifier([]string{token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, event := range []string{"", "message-status"} {
+		r, err := Build(f, "https://example.test/webhooks/twilio/", token, event, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "https://example.test/webhooks/twilio/" + event
+		if r.URL != want {
+			t.Errorf("event %q: URL %s, want %s", event, r.URL, want)
+		}
+		if h := r.Header.Get("X-Twilio-Event"); h != "" {
+			t.Errorf("event %q: X-Twilio-Event %q sent", event, h)
+		}
+		form, err := url.ParseQuery(string(r.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.VerifyForm(r.URL, form, r.Header.Get("X-Twilio-Signature")); err != nil {
+			t.Errorf("event %q: not signed for %s: %v", event, r.URL, err)
+		}
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	if Percentile(nil, 0.5) != 0 {
 		t.Error("empty")
