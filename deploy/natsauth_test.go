@@ -11,8 +11,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/streams"
 	"github.com/zen-twilio/zen/pkg/zen"
+	"github.com/zen-twilio/zen/services/forwarder"
+	"github.com/zen-twilio/zen/services/ingester"
+	"github.com/zen-twilio/zen/services/transformer"
 )
 
 // jobSettings are the stream and consumer settings the prod Job applies,
@@ -29,6 +33,61 @@ func jobSettings(t *testing.T) (streams.Config, streams.ConsumerSettings, stream
 		t.Fatal(err)
 	}
 	return cfg, ts, fs
+}
+
+// inboxUsers are the users whose inboxes are private: each may subscribe
+// to its own inbox prefix only (issue 24). admin keeps _INBOX.
+var inboxUsers = []string{"provisioner", "ingester", "transformer", "forwarder"}
+
+// inboxPrefixes returns the inbox prefix each user connects with in the
+// prod overlay: a stage's is what its own ConfigFromEnv reads from its
+// rendered environment (the prefix its Settings.Connect uses); the
+// provisioner's is read as `zen streams apply` reads it (cmd/zen/streams.go
+// natsOptions; a main package cannot be imported) from the Job's.
+func inboxPrefixes(t *testing.T) map[string]string {
+	t.Helper()
+	r := mustRender(t, "prod")
+	env := func(stage string) envconf.Lookup {
+		_, c := r.stage(t, stage)
+		return lookupFor(r.env(t, c), nil)
+	}
+	ic, err := ingester.ConfigFromEnv(env("ingester"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := transformer.ConfigFromEnv(env("transformer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := forwarder.ConfigFromEnv(env("forwarder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := one[*jobT](t, r, "zen-streams-apply")
+	jr := envconf.New(lookupFor(r.env(t, job.Spec.Template.Spec.Containers[0]), nil))
+	prov := natsconn.InboxPrefixFromEnv(jr, natsconn.InboxPrefix("provisioner"))
+	if err := jr.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"ingester": ic.NATS.InboxPrefix, "transformer": tc.NATS.InboxPrefix,
+		"forwarder": fc.NATS.InboxPrefix, "provisioner": prov}
+}
+
+// stageCapacity is the capacity check a stage runs at start, as its
+// rendered environment declares it.
+func stageCapacity(t *testing.T, stage string) streams.Capacity {
+	t.Helper()
+	r := mustRender(t, "prod")
+	_, c := r.stage(t, stage)
+	rd := envconf.New(lookupFor(r.env(t, c), nil))
+	capacity := streams.CapacityFromEnv(rd)
+	if err := rd.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if capacity.Limits.MaxStore != 0 {
+		t.Fatalf("%s declares NATS_MAX_STORE: the check would not ask the server, and this test would prove nothing", stage)
+	}
+	return capacity
 }
 
 // TestNATSPermissions starts a real nats-server with the auth.conf the prod
@@ -137,6 +196,10 @@ func TestNATSPermissions(t *testing.T) {
 		if err := streams.Check(ctx, js); err != nil {
 			t.Errorf("/readyz's streams.Check: %v", err)
 		}
+		// streams.WarnCapacity at start: the account info ($JS.API.INFO).
+		if _, err := streams.CheckCapacity(ctx, js, cfg, stageCapacity(t, "transformer")); err != nil {
+			t.Errorf("start-up capacity check: %v", err)
+		}
 	})
 
 	t.Run("forwarder consumes events, writes the dedupe bucket, attempts and its dead letters", func(t *testing.T) {
@@ -219,6 +282,9 @@ func TestNATSPermissions(t *testing.T) {
 		if err := streams.Check(ctx, js); err != nil {
 			t.Errorf("/readyz's streams.Check: %v", err)
 		}
+		if _, err := streams.CheckCapacity(ctx, js, cfg, stageCapacity(t, "forwarder")); err != nil {
+			t.Errorf("start-up capacity check: %v", err)
+		}
 	})
 
 	// What each user must not do. Publishing to a JetStream API subject is a
@@ -230,6 +296,7 @@ func TestNATSPermissions(t *testing.T) {
 			"pub $JS.API.STREAM.CREATE.EVIL", "pub $JS.API.STREAM.DELETE.TWILIO_RAW", "pub $JS.API.STREAM.PURGE.TWILIO_RAW",
 			"pub $JS.API.STREAM.MSG.GET.TWILIO_RAW", "pub $JS.API.CONSUMER.CREATE.TWILIO_RAW.transformer",
 			"pub $JS.API.CONSUMER.MSG.NEXT.TWILIO_RAW.transformer",
+			"pub $JS.API.INFO", // it runs no capacity check
 			"sub twilio.raw.>", "sub zen.events.>", "sub >",
 		},
 		"transformer": {
@@ -257,6 +324,17 @@ func TestNATSPermissions(t *testing.T) {
 			"sub twilio.raw.>", "sub zen.events.>",
 		},
 	}
+	// Replies and pull deliveries travel on inboxes: no user may read
+	// another's, nor all of them (_INBOX.>, or any first token).
+	inboxes := inboxPrefixes(t)
+	for _, user := range inboxUsers {
+		denied[user] = append(denied[user], "sub _INBOX.>", "sub _INBOX.*", "sub *.>", "sub *.*")
+		for _, other := range inboxUsers {
+			if other != user {
+				denied[user] = append(denied[user], "sub "+inboxes[other]+".>", "sub "+inboxes[other]+".guessed")
+			}
+		}
+	}
 	for _, user := range []string{"ingester", "transformer", "forwarder", "provisioner"} {
 		t.Run(user+" is denied", func(t *testing.T) {
 			nc, log := connectAs(t, url, user)
@@ -283,6 +361,37 @@ func TestNATSPermissions(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("each user reads its own inbox, and only through it gets replies", func(t *testing.T) {
+		admin, _ := connectAs(t, url, "admin")
+		for _, user := range inboxUsers {
+			if inboxes[user] == "" || inboxes[user] == strings.TrimSuffix(nats.InboxPrefix, ".") {
+				t.Errorf("%s connects with inbox prefix %q: it must have its own", user, inboxes[user])
+				continue
+			}
+			nc, _ := connectAs(t, url, user)
+			subscribeReceives(t, nc, admin, inboxes[user]+".deploy-test")
+		}
+		// With nats.go's default prefix a service user's JetStream calls get
+		// no reply: the permission, not the client's choice, keeps inboxes
+		// private. The denied subscription is reported at once; the request
+		// itself waits for its (short) context.
+		for _, user := range inboxUsers {
+			t.Run(user, func(t *testing.T) {
+				t.Parallel()
+				nc, log := connectInbox(t, url, user, "")
+				js, _ := jetstream.New(nc)
+				short, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				if _, err := js.Stream(short, streams.StreamRaw); err == nil {
+					t.Errorf("%s got a stream info reply on %s", user, nats.InboxPrefix)
+				}
+				if err := log.waitFor(`permissions violation for subscription to "`+nats.InboxPrefix, 5*time.Second); err != nil {
+					t.Errorf("%s may subscribe to its replies on %s: %v", user, nats.InboxPrefix, err)
+				}
+			})
+		}
+	})
 
 	t.Run("nothing was changed by the denied requests", func(t *testing.T) {
 		admin, _ := connectAs(t, url, "admin")

@@ -189,12 +189,23 @@ func (l *errLog) waitFor(want string, within time.Duration) error {
 	}
 }
 
-// connectAs connects as user with its test password.
+// connectAs connects as user with its test password and the inbox prefix
+// the prod overlay gives it (inboxPrefixes; admin keeps _INBOX).
 func connectAs(t *testing.T, url, user string) (*nats.Conn, *errLog) {
 	t.Helper()
+	return connectInbox(t, url, user, inboxPrefixes(t)[user])
+}
+
+// connectInbox connects as user with inbox prefix inbox ("" is _INBOX).
+func connectInbox(t *testing.T, url, user, inbox string) (*nats.Conn, *errLog) {
+	t.Helper()
 	log := &errLog{}
-	nc, err := nats.Connect(url, nats.Name("deploy-test-"+user), nats.UserInfo(user, testPassword(user)),
-		nats.ErrorHandler(log.handler), nats.Timeout(5*time.Second))
+	opts := []nats.Option{nats.Name("deploy-test-" + user), nats.UserInfo(user, testPassword(user)),
+		nats.ErrorHandler(log.handler), nats.Timeout(5 * time.Second)}
+	if inbox != "" {
+		opts = append(opts, nats.CustomInboxPrefix(inbox))
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", user, err)
 	}

@@ -49,16 +49,16 @@ func routes(tb testing.TB) []streams.Route {
 
 // zenStreamsApplyVars are the variables `zen streams apply` reads: the
 // stream and consumer settings and the capacity check's (asked of
-// pkg/streams itself, the source of truth) plus the five cmd/zen/streams.go reads directly. cmd/zen is a
-// main package and cannot be imported, so those five are listed here:
-// NATS_URL, PACKAGE_DIR, NATS_CREDS, NATS_USER, NATS_PASSWORD.
+// pkg/streams itself, the source of truth) plus the six cmd/zen/streams.go reads directly. cmd/zen is a
+// main package and cannot be imported, so those six are listed here:
+// NATS_URL, PACKAGE_DIR, NATS_CREDS, NATS_USER, NATS_PASSWORD, NATS_INBOX_PREFIX.
 func zenStreamsApplyVars() []string {
 	r := envconf.New(envconf.MapLookup(nil))
 	streams.ConfigFromEnv(r)
 	streams.CapacityFromEnv(r)
 	streams.ConsumerSettingsFromEnv(r, "TRANSFORMER_", streams.DefaultTransformerSettings())
 	streams.ConsumerSettingsFromEnv(r, "FORWARDER_", streams.DefaultForwarderSettings())
-	return append(r.Names(), "NATS_URL", "PACKAGE_DIR", "NATS_CREDS", "NATS_USER", "NATS_PASSWORD")
+	return append(r.Names(), "NATS_URL", "PACKAGE_DIR", "NATS_CREDS", "NATS_USER", "NATS_PASSWORD", "NATS_INBOX_PREFIX")
 }
 
 // readVars returns, per workload container, the variables its program reads.

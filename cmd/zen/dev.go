@@ -22,6 +22,7 @@ import (
 	"github.com/zen-twilio/zen/pkg/gctune"
 	"github.com/zen-twilio/zen/pkg/httpserve"
 	"github.com/zen-twilio/zen/pkg/logging"
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/natsembed"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
@@ -131,7 +132,8 @@ func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 	natsURL := ns.ClientURL()
 
-	// One connection per stage, as in production.
+	// One connection per stage, as in production, each with its inbox
+	// prefix (the local server has no users, so nothing enforces it here).
 	conns := map[string]*nats.Conn{}
 	defer func() {
 		for _, nc := range conns {
@@ -139,7 +141,8 @@ func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
 		}
 	}()
 	for _, name := range []string{"ingester", "transformer", "forwarder", "dev"} {
-		nc, err := nats.Connect(natsURL, nats.Name("zen-dev-"+name), nats.MaxReconnects(-1))
+		nc, err := nats.Connect(natsURL, nats.Name("zen-dev-"+name), nats.MaxReconnects(-1),
+			nats.CustomInboxPrefix(natsconn.InboxPrefix(name)))
 		if err != nil {
 			return err
 		}

@@ -95,7 +95,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "zen replay %s: give --list or --dry-run, not both\n", kind)
 		return 2
 	}
-	opts := natsOptions(r)
+	opts := natsOptions(r, "") // operators replay as admin, which keeps _INBOX
 	if err := r.Err(); err != nil {
 		fmt.Fprintln(stderr, "zen replay:", err)
 		return 1

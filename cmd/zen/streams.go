@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
 )
@@ -33,7 +34,9 @@ func runStreams(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	capacity := streams.CapacityFromEnv(r)
 	tset := streams.ConsumerSettingsFromEnv(r, "TRANSFORMER_", streams.DefaultTransformerSettings())
 	fset := streams.ConsumerSettingsFromEnv(r, "FORWARDER_", streams.DefaultForwarderSettings())
-	opts := natsOptions(r)
+	// The Job runs this as the NATS user provisioner, which may read
+	// replies only under its own inbox prefix (deploy/k8s/base/nats/auth.conf).
+	opts := natsOptions(r, natsconn.InboxPrefix("provisioner"))
 	if err := r.Err(); err != nil {
 		fmt.Fprintln(stderr, "zen streams apply:", err)
 		return 1
@@ -92,9 +95,13 @@ func warnCapacity(ctx context.Context, js jetstream.JetStream, cfg streams.Confi
 }
 
 // natsOptions reads the optional NATS credentials every component accepts:
-// NATS_CREDS (a creds file) or NATS_USER and NATS_PASSWORD.
-func natsOptions(r *envconf.Reader) []nats.Option {
+// NATS_CREDS (a creds file) or NATS_USER and NATS_PASSWORD; and
+// NATS_INBOX_PREFIX, whose default is inbox ("" keeps nats.go's _INBOX).
+func natsOptions(r *envconf.Reader, inbox string) []nats.Option {
 	opts := []nats.Option{nats.Name("zen-cli")}
+	if p := natsconn.InboxPrefixFromEnv(r, inbox); p != "" {
+		opts = append(opts, nats.CustomInboxPrefix(p))
+	}
 	if f := r.String("NATS_CREDS", ""); f != "" {
 		opts = append(opts, nats.UserCredentials(f))
 	}

@@ -1,11 +1,12 @@
 // Package natsconn is how every service connects to NATS and lets go of it:
-// one set of connection options (reconnect forever, optional credentials)
-// and one graceful drain.
+// one set of connection options (reconnect forever, optional credentials,
+// the service's own inbox prefix) and one graceful drain.
 package natsconn
 
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,28 +14,71 @@ import (
 	"github.com/zen-twilio/zen/pkg/envconf"
 )
 
-// Settings are how a service reaches NATS: NATS_URL, and NATS_CREDS or
-// NATS_USER/NATS_PASSWORD when set.
+// Settings are how a service reaches NATS: NATS_URL, NATS_CREDS or
+// NATS_USER/NATS_PASSWORD when set, and NATS_INBOX_PREFIX.
 type Settings struct {
 	URL      string
 	Creds    string
 	User     string
 	Password envconf.Secret
+	// InboxPrefix replaces nats.go's "_INBOX" in every reply subject of
+	// the connection ([nats.CustomInboxPrefix]): request replies (JetStream
+	// API calls, publish acknowledgements, [Requests]) and the deliveries
+	// of pull consumers, which nats.go sends to [nats.Conn.NewInbox]
+	// subjects. Empty keeps "_INBOX".
+	InboxPrefix string
 }
 
-// SettingsFromEnv reads the four variables; url is NATS_URL's default.
-func SettingsFromEnv(r *envconf.Reader, url string) Settings {
+// InboxPrefix is the inbox prefix of NATS user user, "_INBOX_<user>": the
+// default of each service (ingester, transformer, forwarder) and of `zen
+// streams apply` (provisioner). Why (issue 24): replies and pull
+// deliveries carry raw requests and events, and a user allowed `_INBOX.>`
+// reads everyone's; deploy/k8s/base/nats/auth.conf lets each user
+// subscribe to its own prefix only.
+func InboxPrefix(user string) string { return "_INBOX_" + user }
+
+// DefaultSettings are service's defaults: [nats.DefaultURL], no
+// credentials, and the inbox prefix [InboxPrefix](service).
+func DefaultSettings(service string) Settings {
+	return Settings{URL: nats.DefaultURL, InboxPrefix: InboxPrefix(service)}
+}
+
+// SettingsFromEnv reads the five variables over def; a NATS_INBOX_PREFIX
+// that is not a subject prefix is recorded on r.
+func SettingsFromEnv(r *envconf.Reader, def Settings) Settings {
 	return Settings{
-		URL:      r.String("NATS_URL", url),
-		Creds:    r.String("NATS_CREDS", ""),
-		User:     r.String("NATS_USER", ""),
-		Password: r.Secret("NATS_PASSWORD"),
+		URL:         r.String("NATS_URL", def.URL),
+		Creds:       r.String("NATS_CREDS", def.Creds),
+		User:        r.String("NATS_USER", def.User),
+		Password:    r.Secret("NATS_PASSWORD"),
+		InboxPrefix: InboxPrefixFromEnv(r, def.InboxPrefix),
 	}
+}
+
+// InboxPrefixFromEnv reads NATS_INBOX_PREFIX (def when unset; "" keeps
+// nats.go's "_INBOX"). A value nats-server could not use as the start of a
+// subject (an empty token, a wildcard, a space) is recorded on r.
+func InboxPrefixFromEnv(r *envconf.Reader, def string) string {
+	p := r.String("NATS_INBOX_PREFIX", def)
+	if p != "" && !validPrefix(p) {
+		r.Fail("NATS_INBOX_PREFIX", "must be subject tokens without wildcards or spaces, e.g. %s, got %q", InboxPrefix("ingester"), p)
+	}
+	return p
+}
+
+// validPrefix reports whether p is one or more literal subject tokens.
+func validPrefix(p string) bool {
+	for tok := range strings.SplitSeq(p, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return false
+		}
+	}
+	return true
 }
 
 // Connect connects service name to s.URL with options.
 func (s Settings) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(s.URL, options(name, s.Creds, s.User, s.Password)...)
+	nc, err := nats.Connect(s.URL, s.options(name)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", s.URL, err)
 	}
@@ -42,19 +86,22 @@ func (s Settings) Connect(name string) (*nats.Conn, error) {
 }
 
 // options are the connection options of service name: reconnect forever,
-// retry the first connect, and the credentials when set.
-func options(name, creds, user string, password envconf.Secret) []nats.Option {
+// retry the first connect, the credentials when set and the inbox prefix.
+func (s Settings) options(name string) []nats.Option {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 	}
-	if creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
+	if s.Creds != "" {
+		opts = append(opts, nats.UserCredentials(s.Creds))
 	}
-	if user != "" {
-		opts = append(opts, nats.UserInfo(user, password.Reveal()))
+	if s.User != "" {
+		opts = append(opts, nats.UserInfo(s.User, s.Password.Reveal()))
+	}
+	if s.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(s.InboxPrefix))
 	}
 	return opts
 }

@@ -72,7 +72,7 @@ func DefaultConfig() Config {
 		MaxRetryAfter: 5 * time.Minute,
 		ShutdownGrace: 20 * time.Second,
 		Version:       "dev",
-		NATS:          natsconn.Settings{URL: nats.DefaultURL},
+		NATS:          natsconn.DefaultSettings("forwarder"),
 		StreamsApply:  true,
 		Streams:       streams.DefaultConfig(),
 		Capacity:      streams.Capacity{EventsPerSecond: streams.DefaultEventsPerSecond},
@@ -92,7 +92,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.HTTPTimeout = r.Duration("FORWARDER_HTTP_TIMEOUT", c.HTTPTimeout)
 	c.MaxRetryAfter = r.Duration("FORWARDER_MAX_RETRY_AFTER", c.MaxRetryAfter)
 	c.ShutdownGrace = r.Duration("SHUTDOWN_GRACE", c.ShutdownGrace)
-	c.NATS = natsconn.SettingsFromEnv(r, c.NATS.URL)
+	c.NATS = natsconn.SettingsFromEnv(r, c.NATS)
 	c.StreamsApply = r.Bool("STREAMS_APPLY", c.StreamsApply)
 	c.Streams = streams.ConfigFromEnv(r)
 	c.Capacity = streams.CapacityFromEnv(r)

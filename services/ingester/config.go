@@ -91,7 +91,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:     20 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		NATS:              natsconn.Settings{URL: nats.DefaultURL},
+		NATS:              natsconn.DefaultSettings("ingester"),
 		StreamsApply:      true,
 		Streams:           streams.DefaultConfig(),
 		Capacity:          streams.Capacity{EventsPerSecond: streams.DefaultEventsPerSecond},
@@ -116,7 +116,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.ReadHeaderTimeout = r.Duration("READ_HEADER_TIMEOUT", c.ReadHeaderTimeout)
 	c.ReadTimeout = r.Duration("READ_TIMEOUT", c.ReadTimeout)
 	c.PackageDir = r.String("PACKAGE_DIR", "")
-	c.NATS = natsconn.SettingsFromEnv(r, c.NATS.URL)
+	c.NATS = natsconn.SettingsFromEnv(r, c.NATS)
 	c.StreamsApply = r.Bool("STREAMS_APPLY", c.StreamsApply)
 	c.Streams = streams.ConfigFromEnv(r)
 	c.Capacity = streams.CapacityFromEnv(r)

@@ -66,7 +66,7 @@ func DefaultConfig() Config {
 		Retry:          worker.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2},
 		PublishTimeout: 5 * time.Second,
 		ShutdownGrace:  20 * time.Second,
-		NATS:           natsconn.Settings{URL: nats.DefaultURL},
+		NATS:           natsconn.DefaultSettings("transformer"),
 		StreamsApply:   true,
 		Streams:        streams.DefaultConfig(),
 		Capacity:       streams.Capacity{EventsPerSecond: streams.DefaultEventsPerSecond},
@@ -86,7 +86,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.Retry.Max = r.Duration("TRANSFORMER_RETRY_MAX", c.Retry.Max)
 	c.PublishTimeout = r.Duration("PUBLISH_TIMEOUT", c.PublishTimeout)
 	c.ShutdownGrace = r.Duration("SHUTDOWN_GRACE", c.ShutdownGrace)
-	c.NATS = natsconn.SettingsFromEnv(r, c.NATS.URL)
+	c.NATS = natsconn.SettingsFromEnv(r, c.NATS)
 	c.StreamsApply = r.Bool("STREAMS_APPLY", c.StreamsApply)
 	c.Streams = streams.ConfigFromEnv(r)
 	c.Capacity = streams.CapacityFromEnv(r)
