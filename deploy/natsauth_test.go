@@ -152,6 +152,10 @@ func TestNATSPermissions(t *testing.T) {
 		if err := streams.Check(ctx, js); err != nil {
 			t.Errorf("/readyz's streams.Check: %v", err)
 		}
+		// streams.WarnCapacity at start: the account info ($JS.API.INFO).
+		if _, err := streams.CheckCapacity(ctx, js, cfg, stageCapacity(t, "ingester")); err != nil {
+			t.Errorf("start-up capacity check: %v", err)
+		}
 	})
 
 	t.Run("transformer consumes raw, publishes events and its dead letters", func(t *testing.T) {
@@ -296,7 +300,6 @@ func TestNATSPermissions(t *testing.T) {
 			"pub $JS.API.STREAM.CREATE.EVIL", "pub $JS.API.STREAM.DELETE.TWILIO_RAW", "pub $JS.API.STREAM.PURGE.TWILIO_RAW",
 			"pub $JS.API.STREAM.MSG.GET.TWILIO_RAW", "pub $JS.API.CONSUMER.CREATE.TWILIO_RAW.transformer",
 			"pub $JS.API.CONSUMER.MSG.NEXT.TWILIO_RAW.transformer",
-			"pub $JS.API.INFO", // it runs no capacity check
 			"sub twilio.raw.>", "sub zen.events.>", "sub >",
 		},
 		"transformer": {
