@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,5 +93,46 @@ func TestInspectShowsEventsAndPriorities(t *testing.T) {
 	}
 	if strings.Contains(out, "test-token-not-a-secret") {
 		t.Error("inspect printed a secret")
+	}
+}
+
+// TestValidateRejectsBadRedact: validate refuses an unknown redact mode and
+// a redact path that is no event field, each at its line, naming the rule.
+func TestValidateRejectsBadRedact(t *testing.T) {
+	const src = "../../pkg/transform/testdata/redact/package"
+	rules, err := os.ReadFile(filepath.Join(src, "message_events.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgYAML, err := os.ReadFile(filepath.Join(src, "package.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runZen(t, "package", "validate", src); code != 0 {
+		t.Fatalf("the redaction test package: exit %d\n%s%s", code, out, errs)
+	}
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"unknown mode", "from_number: hash", "from_number: encrypt", `message_events.yaml:26: rules[0].redact.from_number: rule "incoming-message": unknown redact mode "encrypt" (want hash or mask)`},
+		{"not an event field", "to_number: mask", "to_nmber: mask", `message_events.yaml:27: rules[0].redact.to_nmber: rule "incoming-message": "to_nmber" is not an event field`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			broken := strings.Replace(string(rules), tc.old, tc.new, 1)
+			if broken == string(rules) {
+				t.Fatalf("%q is not in the rule file", tc.old)
+			}
+			for name, body := range map[string]string{"package.yaml": string(pkgYAML), "message_events.yaml": broken} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, out, _ := runZen(t, "package", "validate", dir)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("output does not contain %q:\n%s", tc.want, out)
+			}
+		})
 	}
 }

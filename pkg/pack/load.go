@@ -264,7 +264,7 @@ func (l *loader) ruleFile(name string, p *Package) {
 }
 
 func (l *loader) rule(r *nodeReader, n *yaml.Node, path string) Rule {
-	m := r.mapping(n, path, []string{"twilio_event", "event_type", "priority", "primary_id", "discriminators", "required", "match", "payload"},
+	m := r.mapping(n, path, []string{"twilio_event", "event_type", "priority", "primary_id", "discriminators", "required", "match", "payload", "redact"},
 		[]string{"twilio_event", "event_type", "priority", "primary_id", "payload"})
 	rule := Rule{TwilioEvent: r.str(m["twilio_event"], path+".twilio_event"), EventType: r.str(m["event_type"], path+".event_type"),
 		Priority: r.integer(m["priority"], path+".priority"), PrimaryID: r.strOrStrs(m["primary_id"], path+".primary_id"),
@@ -286,7 +286,61 @@ func (l *loader) rule(r *nodeReader, n *yaml.Node, path string) Rule {
 		names[f.Name] = true
 		rule.Payload = append(rule.Payload, f)
 	}
+	rule.Redact = l.redact(r, m["redact"], path+".redact", rule)
 	return rule
+}
+
+// redact reads a rule's `redact`: a mapping of event field path to mode,
+// kept in file order. Each path must name a payload field of the rule, or
+// a key inside one of its raw fields (twilio.From): a typo would otherwise
+// deliver the very value the rule meant to hide.
+func (l *loader) redact(r *nodeReader, n *yaml.Node, path string, rule Rule) []Redaction {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+		r.c.errorf(r.file, n.Line, path, "rule %q: want a mapping of event field to mode (%s)", rule.TwilioEvent, strings.Join(RedactModes, " or "))
+		return nil
+	}
+	var out []Redaction
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		kp := path + "." + k.Value
+		if seen[k.Value] {
+			r.c.errorf(r.file, k.Line, kp, "duplicate key")
+		}
+		seen[k.Value] = true
+		d := Redaction{Path: k.Value, Mode: r.str(n.Content[i+1], kp), Line: k.Line}
+		if !setOf(RedactModes)[d.Mode] {
+			r.c.errorf(r.file, k.Line, kp, "rule %q: unknown redact mode %q (want %s)", rule.TwilioEvent, d.Mode, strings.Join(RedactModes, " or "))
+		}
+		if msg := redactPathProblem(rule.Payload, d.Path); msg != "" {
+			r.c.errorf(r.file, k.Line, kp, "rule %q: %s", rule.TwilioEvent, msg)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// redactPathProblem says why path names no event field of payload ("" when
+// it does): the whole path is a field, or its first segment is a raw field
+// and the rest a key inside it.
+func redactPathProblem(payload []Field, path string) string {
+	head, rest, nested := strings.Cut(path, ".")
+	for _, f := range payload {
+		switch {
+		case f.Name == path:
+			return ""
+		case nested && f.Name == head && f.Type != "raw":
+			return fmt.Sprintf("%q is not an event field: %s has type %s, only a raw field has keys inside", path, head, f.Type)
+		case nested && f.Name == head && (rest == "" || strings.Contains(rest, "..") || strings.HasSuffix(rest, ".")):
+			return fmt.Sprintf("%q is not an event field: empty key", path)
+		case nested && f.Name == head:
+			return ""
+		}
+	}
+	return fmt.Sprintf("%q is not an event field: the rule's payload has no field %s", path, head)
 }
 
 // match reads a rule's `match`: a mapping of parameter path to a pattern

@@ -138,8 +138,44 @@ type Rule struct {
 	// when each earlier one has a Match: the first that matches applies.
 	Match   []MatchCond
 	Payload []Field
-	File    string
-	Line    int
+	// Redact lists the event fields hashed or masked before the event
+	// leaves (issue 24): personal data a warehouse must not hold. Empty
+	// (the default) delivers every field as the payload computes it.
+	Redact []Redaction
+	File   string
+	Line   int
+}
+
+// Redaction is one entry of a rule's redact: the value at Path, a payload
+// field ("from_number") or a key inside a raw field ("twilio.From"), is
+// replaced according to Mode (see [RedactModes]).
+type Redaction struct {
+	Path string
+	Mode string
+	Line int
+}
+
+// Redaction modes. Hash is a keyed HMAC-SHA256, stable for joins; Mask
+// keeps the last 4 digits of a phone number and only the length of any
+// other value. docs/transform-package.md defines both exactly.
+const (
+	RedactHash = "hash"
+	RedactMask = "mask"
+)
+
+// RedactModes are the modes a rule's redact may use.
+var RedactModes = []string{RedactHash, RedactMask}
+
+// UsesHash reports whether a rule of p hashes a field (it then needs a key).
+func (p *Package) UsesHash() bool {
+	for _, r := range p.Rules {
+		for _, d := range r.Redact {
+			if d.Mode == RedactHash {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // MatchCond is one entry of a rule's match: the value at Path (a parameter

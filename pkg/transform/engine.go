@@ -39,6 +39,8 @@ type Engine struct {
 	// CloudEvent is dispatched to.
 	matched []*compiled
 	now     func() time.Time
+	// redactKey is the HMAC key of hash redactions (WithRedactKey).
+	redactKey []byte
 }
 
 // Option configures an Engine.
@@ -51,10 +53,12 @@ type compiled struct {
 	rule        *pack.Rule
 	destination string
 	fields      []pack.Field
-	// required as param names, precomputed.
+	// hash is the rule's hash redactor (the engine's key).
+	hash redactor
 }
 
-// New compiles the rules of p.
+// New compiles the rules of p. It refuses a package whose rules hash a
+// field when no key was given (WithRedactKey), naming RedactKeyVar.
 func New(p *pack.Package, opts ...Option) (*Engine, error) {
 	if p == nil {
 		return nil, fmt.Errorf("transform: nil package")
@@ -63,9 +67,12 @@ func New(p *pack.Package, opts ...Option) (*Engine, error) {
 	for _, o := range opts {
 		o(e)
 	}
+	if err := checkRedactKey(p, e.redactKey); err != nil {
+		return nil, err
+	}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		c := &compiled{rule: r, destination: p.DestinationFor(r.EventType), fields: r.Payload}
+		c := &compiled{rule: r, destination: p.DestinationFor(r.EventType), fields: r.Payload, hash: hasher(e.redactKey)}
 		e.rules[r.TwilioEvent] = append(e.rules[r.TwilioEvent], c)
 		if len(r.Match) > 0 {
 			e.matched = append(e.matched, c)
@@ -341,6 +348,7 @@ func (c *compiled) apply(src source, receivedAt, processedAt time.Time) (Result,
 			payload = append(payload, zen.Field{Name: f.Name, Value: v})
 		}
 	}
+	c.redactPayload(payload)
 	return Result{
 		Event: zen.Event{
 			Destination: c.destination,

@@ -10,6 +10,7 @@ import (
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/transform"
 	"github.com/zen-twilio/zen/pkg/worker"
 )
 
@@ -23,6 +24,10 @@ type Config struct {
 	// Lookup supplies the package's {{NAME}} variables (default: the
 	// environment the config was read from).
 	Lookup envconf.Lookup
+	// RedactKey is the HMAC-SHA256 key of the rules' hash redactions
+	// (TRANSFORMER_REDACT_KEY). Required only when a rule hashes a field;
+	// it is a Secret, so it never prints.
+	RedactKey envconf.Secret
 	// Concurrency bounds messages handled at once per replica.
 	Concurrency int
 	// Batch bounds the raw messages transformed and published together (at
@@ -55,6 +60,10 @@ type Config struct {
 	DisableOps bool
 }
 
+// minRedactKeyBytes is the shortest HMAC key accepted: SHA-256's output
+// size, as RFC 2104 section 3 recommends.
+const minRedactKeyBytes = 32
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
@@ -78,6 +87,7 @@ func readConfig(r *envconf.Reader) Config {
 	c := DefaultConfig()
 	c.ListenAddr = r.String("LISTEN_ADDR", c.ListenAddr)
 	c.PackageDir = r.String("PACKAGE_DIR", c.PackageDir)
+	c.RedactKey = r.Secret(transform.RedactKeyVar)
 	c.Concurrency = r.Int("TRANSFORMER_CONCURRENCY", c.Concurrency)
 	c.Batch = r.Int("TRANSFORMER_BATCH", c.Batch)
 	c.Linger = r.Duration("TRANSFORMER_LINGER", c.Linger)
@@ -119,6 +129,9 @@ func (c Config) Validate() error {
 	}
 	if c.PackageDir == "" {
 		fail("PACKAGE_DIR", "is required")
+	}
+	if n := len(c.RedactKey.Reveal()); n > 0 && n < minRedactKeyBytes {
+		fail(transform.RedactKeyVar, "must be at least %d bytes (32 random bytes, e.g. `openssl rand -hex 32`), got %d", minRedactKeyBytes, n)
 	}
 	if c.Concurrency < 1 {
 		fail("TRANSFORMER_CONCURRENCY", "must be >= 1, got %d", c.Concurrency)

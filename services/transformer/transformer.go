@@ -62,7 +62,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	for _, w := range p.Warnings {
 		log.Warn("package", zap.String("finding", w.String()))
 	}
-	engine, err := transform.New(p, transform.WithClock(cfg.Now))
+	engine, err := transform.New(p, transform.WithClock(cfg.Now), transform.WithRedactKey(cfg.RedactKey))
 	if err != nil {
 		return nil, err
 	}
