@@ -108,6 +108,7 @@ fuzz:
 	$(GO) test ./pkg/natsconn -run '^$$' -fuzz FuzzPubAck -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/webform -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/pack -run '^$$' -fuzz FuzzLoadPackage -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/pack -run '^$$' -fuzz FuzzLoadRules -fuzztime $(FUZZTIME)
 .PHONY: fuzz
 
 ## run: the whole pipeline locally on an embedded NATS server (data in .zen/)
