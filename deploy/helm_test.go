@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -18,6 +20,8 @@ import (
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	"helm.sh/helm/v4/pkg/strvals"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/streams"
@@ -423,4 +427,278 @@ func autoscalerMin(t *testing.T, r *Rendered, name string) int32 {
 		}
 	}
 	return deref(one[*ScaledObject](t, r, name).Spec.MinReplicaCount)
+}
+
+// TestHelmValuesOverrides: the values an operator changes take effect, and
+// the result is still a configuration the services accept.
+func TestHelmValuesOverrides(t *testing.T) {
+	t.Parallel()
+	t.Run("existing NATS", func(t *testing.T) {
+		t.Parallel()
+		const url = "nats://nats.shared-nats.svc.cluster.local:4222"
+		const monitor = "nats-headless.shared-nats.svc.cluster.local:8222"
+		r := mustHelm(t, "zen", "nats.url="+url, "nats.monitoringEndpoint="+monitor,
+			`networkPolicy.natsPeers[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=shared-nats`,
+			"nats.credentials.ingester.existingSecret=ingester-nats")
+		for _, w := range r.workloads() {
+			if got := r.env(t, w.Pod.Containers[0])["NATS_URL"].Value; got != url {
+				t.Errorf("%s %s: NATS_URL = %q, want %q", w.Kind, w.Name, got, url)
+			}
+		}
+		for _, so := range all[*ScaledObject](r) {
+			for _, tr := range so.Spec.Triggers {
+				if got := tr.Metadata["natsServerMonitoringEndpoint"]; got != monitor {
+					t.Errorf("ScaledObject %s: endpoint %q, want %q", so.Metadata.Name, got, monitor)
+				}
+			}
+		}
+		for _, p := range all[*networkingv1.NetworkPolicy](r) {
+			for _, rule := range p.Spec.Egress {
+				if len(rule.Ports) == 1 && rule.Ports[0].Port.IntValue() == 4222 {
+					if len(rule.To) != 1 || rule.To[0].NamespaceSelector == nil || rule.To[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "shared-nats" {
+						t.Errorf("NetworkPolicy %s: NATS egress to %s, want namespace shared-nats", p.Name, toYAML(rule.To))
+					}
+				}
+			}
+		}
+		_, c := r.stage(t, "ingester")
+		if p := r.env(t, c)["NATS_PASSWORD"].Secret; p == nil || p.Name != "ingester-nats" || p.Key != "ingester" {
+			t.Errorf("ingester NATS_PASSWORD from %+v, want Secret ingester-nats key ingester", p)
+		}
+		checkEnvIsRead(t, r)
+		checkEnvIsValid(t, r)
+	})
+	t.Run("namespace", func(t *testing.T) {
+		t.Parallel()
+		r := mustHelm(t, "payments")
+		for _, so := range all[*ScaledObject](r) {
+			for _, tr := range so.Spec.Triggers {
+				if got, want := tr.Metadata["natsServerMonitoringEndpoint"], "nats-headless.payments.svc.cluster.local:8222"; got != want {
+					t.Errorf("ScaledObject %s: endpoint %q, want %q (the release's namespace)", so.Metadata.Name, got, want)
+				}
+			}
+		}
+	})
+	t.Run("replicas", func(t *testing.T) {
+		t.Parallel()
+		r := mustHelm(t, "zen", "ingester.autoscaling.enabled=false", "ingester.replicas=5",
+			"transformer.autoscaling.enabled=false", "transformer.replicas=1", "forwarder.autoscaling.minReplicas=4")
+		for stage, want := range map[string]int32{"ingester": 5, "transformer": 1} {
+			d, _ := r.stage(t, stage)
+			if d.Spec.Replicas == nil || *d.Spec.Replicas != want {
+				t.Errorf("%s replicas = %s, want %d", stage, toYAML(d.Spec.Replicas), want)
+			}
+			if autoscaled(r, stage) {
+				t.Errorf("%s: autoscaler rendered with autoscaling.enabled=false", stage)
+			}
+		}
+		if d, _ := r.stage(t, "forwarder"); d.Spec.Replicas != nil {
+			t.Errorf("forwarder replicas = %d with its ScaledObject: the autoscaler owns them", *d.Spec.Replicas)
+		}
+		if got := autoscalerMin(t, r, "forwarder"); got != 4 {
+			t.Errorf("forwarder ScaledObject minReplicaCount = %d, want 4", got)
+		}
+	})
+	t.Run("images", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct{ registry, prefix string }{{"ghcr.io/acme", "ghcr.io/acme/"}, {"", ""}} {
+			r := mustHelm(t, "zen", "image.registry="+tc.registry, "image.tag=v0.2.0")
+			for _, w := range r.workloads() {
+				repo := "zen-twilio/" + w.Pod.Containers[0].Name
+				if got, want := w.Pod.Containers[0].Image, tc.prefix+repo+":v0.2.0"; got != want {
+					t.Errorf("registry %q: %s %s image %q, want %q", tc.registry, w.Kind, w.Name, got, want)
+				}
+			}
+		}
+	})
+	t.Run("creds file", func(t *testing.T) {
+		t.Parallel()
+		r := mustHelm(t, "zen", "nats.credentials.forwarder.credsSecret=zen-forwarder-creds")
+		d, c := r.stage(t, "forwarder")
+		env := r.env(t, c)
+		if got := env["NATS_CREDS"].Value; got != "/etc/zen/nats/creds" {
+			t.Errorf("forwarder NATS_CREDS = %q, want /etc/zen/nats/creds", got)
+		}
+		for _, v := range []string{"NATS_USER", "NATS_PASSWORD"} {
+			if _, ok := env[v]; ok {
+				t.Errorf("forwarder sets %s besides NATS_CREDS", v)
+			}
+		}
+		var mounted bool
+		for _, m := range c.VolumeMounts {
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				if v.Name == m.Name && m.MountPath == "/etc/zen/nats" && v.Secret != nil && v.Secret.SecretName == "zen-forwarder-creds" {
+					mounted = true
+				}
+			}
+		}
+		if !mounted {
+			t.Errorf("Secret zen-forwarder-creds is not mounted at /etc/zen/nats: %s", toYAML(d.Spec.Template.Spec.Volumes))
+		}
+		checkEnvIsRead(t, r)
+		checkEnvIsValid(t, r)
+	})
+}
+
+// TestHelmBadValues: values that cannot work stop the render with an error
+// naming them.
+func TestHelmBadValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		kube string
+		sets []string
+		want string
+	}{
+		{helmKubeVersion, []string{"nats.url="}, "nats.url"},
+		{helmKubeVersion, []string{"nats.existingSecret="}, "nats.existingSecret"},
+		{helmKubeVersion, []string{"ingester.ingress.host="}, "ingester.ingress.host"},
+		{helmKubeVersion, []string{"forwarder.autoscaling.targets=null"}, "forwarder.autoscaling.targets"},
+		// preStop sleep needs 1.30 (Chart.yaml kubeVersion).
+		{"v1.29.0", nil, "kubeVersion"},
+	} {
+		_, err := helmRender("zen", tc.kube, tc.sets...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("kube %s, --set %v: error %v, want one naming %s", tc.kube, tc.sets, err, tc.want)
+		}
+	}
+}
+
+// TestHelmChartCopiesAreCurrent: Helm reads only files inside the chart, so
+// it holds copies of the transform package and of the NATS users; they must
+// not drift from the originals.
+func TestHelmChartCopiesAreCurrent(t *testing.T) {
+	t.Parallel()
+	src, _ := filepath.Glob(filepath.Join(sourcePackage, "*.yaml"))
+	if len(src) == 0 {
+		t.Fatalf("no package files in %s", sourcePackage)
+	}
+	pairs := map[string]string{"k8s/base/nats/auth.conf": chartDir + "/files/nats-auth.conf"}
+	for _, s := range src {
+		pairs[s] = filepath.Join(chartDir, "files/package", filepath.Base(s))
+	}
+	copies, _ := filepath.Glob(filepath.Join(chartDir, "files/package/*"))
+	if len(copies) != len(src) {
+		t.Errorf("%s/files/package has %d files, %s has %d", chartDir, len(copies), sourcePackage, len(src))
+	}
+	for orig, cp := range pairs {
+		a, err := os.ReadFile(orig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(cp)
+		if err != nil || string(a) != string(b) {
+			t.Errorf("%s differs from %s (%v): run cp %s deploy/%s", cp, orig, err, strings.TrimPrefix(orig, "../"), cp)
+		}
+	}
+	r := mustHelm(t, "zen")
+	if got, want := strings.Join(sortedKeys(r.configMaps()["zen-package"].Data), " "), len(src); len(strings.Fields(got)) != want {
+		t.Errorf("ConfigMap zen-package holds [%s], want the %d package files", got, want)
+	}
+}
+
+// TestHelmNATSDependency: NATS through the official chart, declared as a
+// dependency with the condition nats.enabled. The chart repository is not
+// reachable from the test, so the dependency is not rendered here; what the
+// test proves is this chart's half: its values for the NATS chart name the
+// users of auth.conf (the copy deploy/natsauth_test.go proves live), their
+// passwords in the documented Secret, the auth ConfigMap mounted where the
+// include points, services named as nats.url and the KEDA endpoint expect;
+// and with nats.enabled the chart renders that ConfigMap and the NATS pods'
+// NetworkPolicy of deploy/k8s.
+func TestHelmNATSDependency(t *testing.T) {
+	t.Parallel()
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deps := ch.Metadata.Dependencies; len(deps) != 1 || deps[0].Name != "nats" || deps[0].Condition != "nats.enabled" ||
+		deps[0].Repository != "https://nats-io.github.io/k8s/helm/charts/" || deps[0].Version == "" {
+		t.Fatalf("Chart.yaml dependencies = %s, want the official nats chart under the condition nats.enabled", toYAML(deps))
+	}
+	vals := ch.Values
+	if dig(t, vals, "nats", "enabled") != false {
+		t.Errorf("nats.enabled defaults to true: `helm install` would need the dependency downloaded first")
+	}
+	if got := dig(t, vals, "nats", "fullnameOverride"); got != "nats" || hostOf(t, dig(t, vals, "nats", "url").(string)) != "nats" {
+		t.Errorf("nats.fullnameOverride = %v: the NATS chart's Services must be nats and nats-headless, as nats.url and the KEDA endpoint expect", got)
+	}
+
+	// The users: auth.conf's password variables, each from the Secret.
+	auth, err := os.ReadFile("k8s/base/nats/auth.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantVars []string
+	for _, m := range regexp.MustCompile(`\$(ZEN_NATS_\w+)`).FindAllStringSubmatch(string(auth), -1) {
+		wantVars = append(wantVars, m[1])
+	}
+	env := dig(t, vals, "nats", "container", "env").(map[string]any)
+	var gotVars []string
+	secret := dig(t, vals, "nats", "existingSecret")
+	for name := range env {
+		if !strings.HasPrefix(name, "ZEN_NATS_") {
+			continue
+		}
+		gotVars = append(gotVars, name)
+		ref := dig(t, env, name, "valueFrom", "secretKeyRef").(map[string]any)
+		if ref["name"] != secret || !contains(secretRefs["zen-nats-users"], fmt.Sprint(ref["key"])) {
+			t.Errorf("nats.container.env.%s from %v, want a key of the Secret %v (%v)", name, ref, secret, secretRefs["zen-nats-users"])
+		}
+	}
+	sort.Strings(wantVars)
+	sort.Strings(gotVars)
+	if strings.Join(gotVars, " ") != strings.Join(wantVars, " ") {
+		t.Errorf("nats.container.env sets %v, auth.conf reads %v", gotVars, wantVars)
+	}
+
+	// auth.conf is included from where the ConfigMap zen-nats-auth is mounted.
+	include := dig(t, vals, "nats", "config", "merge", "zz$include").(string)
+	mount := dig(t, vals, "nats", "container", "patch").([]any)[0].(map[string]any)["value"].(map[string]any)
+	volume := dig(t, vals, "nats", "podTemplate", "patch").([]any)[0].(map[string]any)["value"].(map[string]any)
+	if got, want := filepath.Join("/etc/nats-config", include), filepath.Join(fmt.Sprint(mount["mountPath"]), "auth.conf"); got != want {
+		t.Errorf("nats.config.merge includes %s, but auth.conf is mounted at %s", got, want)
+	}
+	if mount["name"] != volume["name"] || dig(t, volume, "configMap", "name") != "zen-nats-auth" {
+		t.Errorf("the NATS container mounts %v, the pod's volume is %v: want the ConfigMap zen-nats-auth", mount, volume)
+	}
+	// The capacity check's NATS memory is the NATS container's limit.
+	limit, err := resource.ParseQuantity(fmt.Sprint(dig(t, vals, "nats", "container", "resources", "limits", "memory")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dig(t, vals, "capacity", "NATS_MEMORY_LIMIT"); got != fmt.Sprint(limit.Value()) {
+		t.Errorf("capacity.NATS_MEMORY_LIMIT = %v, but the NATS container's memory limit is %s", got, limit.String())
+	}
+
+	r := mustHelm(t, "zen", "nats.enabled=true")
+	cm, ok := r.configMaps()["zen-nats-auth"]
+	if !ok {
+		t.Fatalf("nats.enabled=true renders no ConfigMap zen-nats-auth")
+	}
+	if cm.Data["auth.conf"] != string(auth) {
+		t.Errorf("ConfigMap zen-nats-auth differs from deploy/k8s/base/nats/auth.conf")
+	}
+	kust := mustRender(t, "prod")
+	k := normalized(t, Object{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Typed: one[*networkingv1.NetworkPolicy](t, kust, "nats")}, nil)
+	c := normalized(t, Object{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Typed: one[*networkingv1.NetworkPolicy](t, r, "nats")}, nil)
+	if path, ok := covered(k, c, ""); !ok {
+		t.Errorf("NetworkPolicy nats: the chart differs from kustomize at %s", path)
+	}
+	checkEnvIsValid(t, r)
+}
+
+// dig returns the value at path in nested maps, failing when absent.
+func dig(t *testing.T, m map[string]any, path ...string) any {
+	t.Helper()
+	var v any = m
+	for _, p := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("values: %s is not a map", strings.Join(path, "."))
+		}
+		if v, ok = mm[p]; !ok {
+			t.Fatalf("values: no %s", strings.Join(path, "."))
+		}
+	}
+	return v
 }

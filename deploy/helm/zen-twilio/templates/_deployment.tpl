@@ -82,9 +82,9 @@ spec:
               value: {{ printf ":%v" $v.port | quote }}
             - name: PACKAGE_DIR
               value: /etc/zen/package
-            {{- include "zen.literalEnv" $v.env | nindent 12 }}
-            {{- include "zen.natsEnv" (dict "root" $root "client" .name) | nindent 12 }}
-            {{- include "zen.secretEnv" (merge (dict) $v.secretEnv .secretEnv) | nindent 12 }}
+            {{- with include "zen.literalEnv" $v.env | trim }}{{ . | nindent 12 }}{{ end }}
+            {{- with include "zen.natsEnv" (dict "root" $root "client" .name) | trim }}{{ . | nindent 12 }}{{ end }}
+            {{- with include "zen.secretEnv" (merge (dict) $v.secretEnv .secretEnv) | trim }}{{ . | nindent 12 }}{{ end }}
           ports:
             - name: {{ .portName }}
               containerPort: {{ $v.port }}
@@ -114,10 +114,10 @@ spec:
             {{- toYaml $root.Values.securityContext | nindent 12 }}
           volumeMounts:
             {{- include "zen.packageVolumeMount" . | nindent 12 }}
-            {{- include "zen.natsVolumeMount" (dict "root" $root "client" .name) | nindent 12 }}
+            {{- with include "zen.natsVolumeMount" (dict "root" $root "client" .name) | trim }}{{ . | nindent 12 }}{{ end }}
       volumes:
         - name: package
           configMap:
             name: zen-package
-        {{- include "zen.natsVolume" (dict "root" $root "client" .name) | nindent 8 }}
+        {{- with include "zen.natsVolume" (dict "root" $root "client" .name) | trim }}{{ . | nindent 8 }}{{ end }}
 {{- end }}

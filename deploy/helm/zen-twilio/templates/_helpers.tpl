@@ -65,8 +65,8 @@ zen.str: a value as the services read it. YAML numbers arrive as float64
 - name: {{ $k }}
   valueFrom:
     secretKeyRef:
-      name: {{ required (printf "the Secret name of %s" $k) $ref.name }}
-      key: {{ required (printf "the Secret key of %s" $k) $ref.key }}
+      name: {{ required (printf "the Secret name of %s is required" $k) $ref.name }}
+      key: {{ required (printf "the Secret key of %s is required" $k) $ref.key }}
 {{- end }}
 {{- end }}
 
@@ -95,12 +95,12 @@ zen.str: a value as the services read it. YAML numbers arrive as float64
   value: /etc/zen/nats/{{ $c.credsKey | default "creds" }}
 {{- else }}
 - name: NATS_USER
-  value: {{ required (printf "nats.credentials.%s.user" .client) $c.user | quote }}
+  value: {{ required (printf "nats.credentials.%s.user is required" .client) $c.user | quote }}
 - name: NATS_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ $c.existingSecret | default .root.Values.nats.existingSecret | required "nats.existingSecret (the Secret of the NATS passwords)" }}
-      key: {{ required (printf "nats.credentials.%s.passwordKey" .client) $c.passwordKey }}
+      name: {{ $c.existingSecret | default .root.Values.nats.existingSecret | required "nats.existingSecret is required: the Secret of the NATS passwords" }}
+      key: {{ required (printf "nats.credentials.%s.passwordKey is required" .client) $c.passwordKey }}
 {{- end }}
 {{- end }}
 
