@@ -549,7 +549,12 @@ func TestHelmBadValues(t *testing.T) {
 		sets []string
 		want string
 	}{
-		{helmKubeVersion, []string{"nats.url="}, "nats.url"},
+		{helmKubeVersion, []string{"nats.url="}, "/nats/url"},
+		{helmKubeVersion, []string{"nats.url=localhost:4222"}, "/nats/url"},
+		// values.schema.json: a misspelt key, an impossible number.
+		{helmKubeVersion, []string{"ingestor.replicas=2"}, "ingestor"},
+		{helmKubeVersion, []string{"ingester.autoscaling.enabled=false", "ingester.replicas=0"}, "/ingester/replicas"},
+		{helmKubeVersion, []string{"forwarder.port=80000"}, "/forwarder/port"},
 		{helmKubeVersion, []string{"nats.existingSecret="}, "nats.existingSecret"},
 		{helmKubeVersion, []string{"ingester.ingress.host="}, "ingester.ingress.host"},
 		{helmKubeVersion, []string{"forwarder.autoscaling.targets=null"}, "forwarder.autoscaling.targets"},
