@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/httpserve"
@@ -43,7 +44,7 @@ type Service struct {
 	ops       *httpserve.Ops
 	metrics   *metrics
 	inflight  chan struct{} // publish slots (MAX_IN_FLIGHT)
-	reading   chan struct{} // body slots (2×MAX_IN_FLIGHT)
+	bodies    *bodyBudget   // the bodies held at once (BODY_MEMORY_BYTES)
 	handler   http.Handler
 	requests  *natsconn.Requests // the publishes, sent in groups
 
@@ -63,7 +64,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: log, inflight: make(chan struct{}, cfg.MaxInFlight), reading: make(chan struct{}, 2*cfg.MaxInFlight), known: knownEvents,
+	s := &Service{cfg: cfg, log: log, inflight: make(chan struct{}, cfg.MaxInFlight), known: knownEvents,
+		bodies: &bodyBudget{limit: cfg.BodyMemoryBytes},
 		responses: map[string]pack.Response{
 			EventIncomingMessage: {ContentType: "text/xml", Body: "<Response/>"},
 			EventIncomingCall:    {ContentType: "text/xml", Body: "<Response/>"},
@@ -132,7 +134,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			return nil, fmt.Errorf("env var `LISTEN_ADDR`: %w", err)
 		}
 	}
-	s.ln = framingListener{ln}
+	s.ln = framingListener{netutil.LimitListener(ln, cfg.MaxConnections)}
 	return s, nil
 }
 
