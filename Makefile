@@ -73,7 +73,7 @@ lint: fmt-check vet
 BENCH_REQUESTS ?= 40000
 bench: build
 	$(GO) run ./e2e/bench -requests $(BENCH_REQUESTS) -concurrency 64 -rate 1000 -seconds 10 -out bench/results.md
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pkg/twiliosig ./pkg/webform ./pkg/transform ./services/ingester | tee -a bench/results.md.go-bench
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pkg/twiliosig ./pkg/transform ./services/ingester | tee -a bench/results.md.go-bench
 	@{ echo; echo '## Go benchmarks'; echo; echo '```'; grep -E '^(Benchmark|goos|cpu)' bench/results.md.go-bench; echo '```'; } >> bench/results.md
 	@rm -f bench/results.md.go-bench
 .PHONY: bench
@@ -116,7 +116,7 @@ fuzz:
 	$(GO) test ./services/ingester -run '^$$' -fuzz FuzzResolve -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/zen -run '^$$' -fuzz FuzzAppendJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/natsconn -run '^$$' -fuzz FuzzPubAck -fuzztime $(FUZZTIME)
-	$(GO) test ./pkg/webform -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/pack -run '^$$' -fuzz FuzzLoadPackage -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/pack -run '^$$' -fuzz FuzzLoadRules -fuzztime $(FUZZTIME)
 .PHONY: fuzz

@@ -20,7 +20,6 @@ import (
 
 	"github.com/zen-twilio/zen/pkg/streams"
 	"github.com/zen-twilio/zen/pkg/twiliosig"
-	"github.com/zen-twilio/zen/pkg/webform"
 	"github.com/zen-twilio/zen/pkg/zen"
 )
 
@@ -236,7 +235,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 			if tooManyParams(string(body), s.cfg.MaxFormParams) {
 				return reject(w, http.StatusRequestEntityTooLarge, "too many form parameters")
 			}
-			if params, err = webform.Parse(string(body)); err != nil {
+			if params, err = url.ParseQuery(string(body)); err != nil {
 				return reject(w, http.StatusBadRequest, "malformed form body")
 			}
 		}
