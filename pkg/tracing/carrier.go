@@ -31,9 +31,10 @@ func (c HeaderCarrier) Keys() []string {
 	return keys
 }
 
-// Inject writes the trace context of ctx's span into to; nothing when ctx
-// holds no span. In the stages only an on Tracer's Start puts one there, so
-// with tracing off no trace header is written.
-func Inject(ctx context.Context, to propagation.TextMapCarrier) {
-	propagator.Inject(ctx, to)
+// Inject writes the trace context of ctx's span into to. Off, it writes
+// nothing (and reads nothing of ctx).
+func (t *Tracer) Inject(ctx context.Context, to propagation.TextMapCarrier) {
+	if t.On() {
+		propagator.Inject(ctx, to)
+	}
 }

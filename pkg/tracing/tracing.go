@@ -23,9 +23,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -36,6 +38,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/worker"
 )
 
 // The span of each stage: one per webhook request, per raw message handled
@@ -212,14 +215,33 @@ func (t *Tracer) Start(ctx context.Context, from propagation.TextMapCarrier, nam
 	return t.tracer.Start(ctx, name, trace.WithSpanKind(kind))
 }
 
-// Shutdown exports the spans still queued, within ctx, and stops the
-// exporter. It does nothing for an off Tracer or a caller's Provider.
-func (t *Tracer) Shutdown(ctx context.Context) error {
+// FlushTimeout bounds Close's export of the last spans.
+const FlushTimeout = 5 * time.Second
+
+// Close exports the spans still queued, within FlushTimeout, and stops the
+// exporter; call it once, at the end of the stage's Run. It does nothing for
+// an off Tracer or a caller's Provider.
+func (t *Tracer) Close() error {
 	if t == nil || t.shutdown == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+	defer cancel()
 	if err := t.shutdown(ctx); err != nil {
 		return fmt.Errorf("tracing: flush spans: %w", err)
 	}
 	return nil
+}
+
+// EndOutcome records a worker's outcome on span and ends it: a retry or a
+// dead letter is an error, with its reason.
+func EndOutcome(span trace.Span, out worker.Outcome) {
+	if span.IsRecording() {
+		span.SetAttributes(AttrOutcome.String(out.Kind.String()))
+		if out.Kind != worker.KindAck {
+			span.SetAttributes(AttrReason.String(out.Reason))
+			span.SetStatus(codes.Error, out.Reason)
+		}
+	}
+	span.End()
 }

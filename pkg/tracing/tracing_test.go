@@ -101,7 +101,7 @@ func TestOffTracerDoesNothing(t *testing.T) {
 		if span.IsRecording() {
 			t.Error("off span records")
 		}
-		Inject(ctx, HeaderCarrier(out))
+		tr.Inject(ctx, HeaderCarrier(out))
 		span.End()
 	})
 	if allocs != 0 {
@@ -110,7 +110,7 @@ func TestOffTracerDoesNothing(t *testing.T) {
 	if len(out) != 0 {
 		t.Errorf("off Tracer wrote headers %v", out)
 	}
-	if err := tr.Shutdown(context.Background()); err != nil {
+	if err := tr.Close(); err != nil {
 		t.Error(err)
 	}
 }
@@ -127,7 +127,7 @@ func TestHeaderCarrierContinuesTheTrace(t *testing.T) {
 	}
 	ctx, first := tr.Start(context.Background(), nil, SpanReceive, trace.SpanKindServer)
 	h := nats.Header{}
-	Inject(ctx, HeaderCarrier(h))
+	tr.Inject(ctx, HeaderCarrier(h))
 	first.End()
 	if got := h.Get(zen.HeaderTraceparent); !strings.Contains(got, first.SpanContext().TraceID().String()) {
 		t.Fatalf("traceparent = %q, want the trace id %s", got, first.SpanContext().TraceID())
@@ -180,7 +180,7 @@ func TestExportsToTheEndpoint(t *testing.T) {
 	_, span := tr.Start(context.Background(), nil, SpanDeliver, trace.SpanKindClient)
 	span.SetAttributes(AttrAttempt.Int(1))
 	span.End()
-	if err := tr.Shutdown(context.Background()); err != nil {
+	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -26,6 +26,7 @@ import (
 	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/tracing"
 	"github.com/zen-twilio/zen/pkg/twiliosig"
 )
 
@@ -46,6 +47,7 @@ type Service struct {
 	reading   chan struct{} // body slots (2×MAX_IN_FLIGHT)
 	handler   http.Handler
 	requests  *natsconn.Requests // the publishes, sent in groups
+	tracer    *tracing.Tracer
 
 	streamsMu sync.Mutex
 	streamsOK bool
@@ -133,6 +135,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		}
 	}
 	s.ln = framingListener{ln}
+	if s.tracer, err = tracing.New(ctx, cfg.Tracing, tracingScope, log); err != nil {
+		if cfg.Listener == nil {
+			ln.Close()
+		}
+		s.closeConn()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -169,6 +178,7 @@ func (s *Service) Run(ctx context.Context) error {
 			err = errors.Join(err, derr)
 		}
 	}
+	err = errors.Join(err, s.tracer.Close()) // the last spans
 	s.log.Info("ingester stopped")
 	return err
 }
