@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/natstest"
@@ -35,6 +38,7 @@ type pipeline struct {
 	srv       *natstest.Server
 	ingester  string // http://host:port
 	warehouse *warehouse
+	stop      func() // stops the stages and waits for their Run; also at the test's end
 }
 
 const tracePublicURL = "https://hooks.example.com"
@@ -94,8 +98,9 @@ func startPipeline(t *testing.T, env map[string]string, tp trace.TracerProvider,
 			}
 		})
 	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return &pipeline{srv: srv, ingester: "http://" + ing.Addr().String(), warehouse: wh}
+	stop := sync.OnceFunc(func() { cancel(); wg.Wait() })
+	t.Cleanup(stop)
+	return &pipeline{srv: srv, ingester: "http://" + ing.Addr().String(), warehouse: wh, stop: stop}
 }
 
 // send POSTs one signed message-status callback of sid, with header h, and
@@ -333,5 +338,57 @@ func TestTracingOffByDefault(t *testing.T) {
 				t.Errorf("%s message carries %s: %q, want none with tracing off", stream, k, v)
 			}
 		}
+	}
+}
+
+// Configured by the variables alone, each stage exports its spans over
+// OTLP/HTTP to the collector as its own service, and flushes them when it
+// stops.
+func TestStagesExportToTheCollector(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	services := map[string][]string{} // service.name → span names
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req := &collectortrace.ExportTraceServiceRequest{}
+		if err := proto.Unmarshal(body, req); err != nil || r.URL.Path != "/v1/traces" {
+			t.Errorf("export to %s: %v", r.URL.Path, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rs := range req.GetResourceSpans() {
+			var name string
+			for _, kv := range rs.GetResource().GetAttributes() {
+				if kv.GetKey() == "service.name" {
+					name = kv.GetValue().GetStringValue()
+				}
+			}
+			for _, ss := range rs.GetScopeSpans() {
+				for _, s := range ss.GetSpans() {
+					services[name] = append(services[name], s.GetName())
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer collector.Close()
+
+	p := startPipeline(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL}, nil, &warehouse{})
+	p.send(t, "SM00000000000000000000000000000045", nil)
+	natstest.CheckFor(t, 20*time.Second, func() error {
+		if n := len(p.warehouse.received()); n != 1 {
+			return fmt.Errorf("warehouse received %d POSTs, want 1", n)
+		}
+		return nil
+	})
+	p.stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string][]string{
+		"zen-ingester": {tracing.SpanReceive}, "zen-transformer": {tracing.SpanTransform}, "zen-forwarder": {tracing.SpanDeliver},
+	}
+	if !reflect.DeepEqual(services, want) {
+		t.Errorf("exported spans by service = %v, want %v", services, want)
 	}
 }

@@ -3,11 +3,13 @@ package tracing
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
@@ -207,4 +209,36 @@ func TestExportsToTheEndpoint(t *testing.T) {
 	if diff := cmp.Diff([]string{"zen-test"}, services); diff != "" {
 		t.Errorf("service.name mismatch (-want, +got):\n%s", diff)
 	}
+}
+
+// A collector that is down blocks no stage: ending spans does not wait for
+// the export (beyond the queue they are dropped), and Close gives up after
+// FlushTimeout.
+func TestDeadCollectorBlocksNothing(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := Config{Endpoint: "http://" + addr + "/v1/traces", ServiceName: "zen-test", Sampler: defaultSampler, SamplerArg: 1}
+	tr, err := New(context.Background(), cfg, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 10000 {
+		_, span := tr.Start(context.Background(), nil, SpanReceive, trace.SpanKindServer)
+		span.End()
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("10000 spans took %s with the collector down", took)
+	}
+	start = time.Now()
+	err = tr.Close()
+	if took := time.Since(start); took > FlushTimeout+2*time.Second {
+		t.Errorf("Close took %s, want at most FlushTimeout (%s)", took, FlushTimeout)
+	}
+	t.Logf("Close with the collector down: %v", err)
 }
