@@ -44,7 +44,9 @@ func (s *Service) webhookHandler() http.Handler {
 		start := time.Now()
 		reqID := newID()
 		out := outcome{event: "none"}
+		r, span := s.startSpan(r)
 		code := s.serveWebhook(w, r, reqID, &out)
+		endSpan(span, reqID, &out, code)
 		s.metrics.request(out.event, code)
 		s.metrics.latency.Observe(time.Since(start).Seconds())
 		lvl := zap.DebugLevel
@@ -251,6 +253,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 	// X-Twilio-Event is neither (and real Twilio never sends it), so it
 	// has no say in the event type.
 	out.event = Resolve(r.PathValue("event"), params, jsonBody, s.known)
+	s.traceSid(r.Context(), params)
 
 	select {
 	case s.inflight <- struct{}{}:
@@ -287,7 +290,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 		return reject(w, http.StatusServiceUnavailable, "temporarily unavailable, retry later")
 	}
 	pstart := time.Now()
-	err := s.publish(msg)
+	err := s.publish(r.Context(), msg)
 	s.metrics.publish.Observe(time.Since(pstart).Seconds())
 	if err != nil {
 		s.log.Warn("publish not acknowledged", zap.String("request_id", reqID), zap.String("event", out.event), zap.Error(err))

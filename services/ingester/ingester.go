@@ -27,6 +27,7 @@ import (
 	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/tracing"
 	"github.com/zen-twilio/zen/pkg/twiliosig"
 )
 
@@ -47,6 +48,7 @@ type Service struct {
 	bodies    *bodyBudget   // the bodies held at once (BODY_MEMORY_BYTES)
 	handler   http.Handler
 	requests  *natsconn.Requests // the publishes, sent in groups
+	tracer    *tracing.Tracer
 
 	streamsMu sync.Mutex
 	streamsOK bool
@@ -135,6 +137,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		}
 	}
 	s.ln = framingListener{netutil.LimitListener(ln, cfg.MaxConnections)}
+	if s.tracer, err = tracing.New(ctx, cfg.Tracing, tracingScope, log); err != nil {
+		if cfg.Listener == nil {
+			ln.Close()
+		}
+		s.closeConn()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -171,6 +180,7 @@ func (s *Service) Run(ctx context.Context) error {
 			err = errors.Join(err, derr)
 		}
 	}
+	err = errors.Join(err, s.tracer.Close()) // the last spans
 	s.log.Info("ingester stopped")
 	return err
 }
