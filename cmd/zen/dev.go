@@ -46,9 +46,8 @@ type devFlags struct {
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: zen dev [flags]
+		fmt.Fprintln(fs.Output(), `usage: zen dev [flags]
 
 Runs the whole pipeline in one process: an embedded NATS server with
 JetStream (data in --dir), the ingester, the transformer, the forwarder and a
@@ -67,7 +66,11 @@ flags:`)
 	fs.StringVar(&f.transformerOps, "transformer-ops", "127.0.0.1:8081", "transformer /healthz /readyz /metrics")
 	fs.StringVar(&f.forwarderOps, "forwarder-ops", "127.0.0.1:8082", "forwarder /healthz /readyz /metrics")
 	fs.StringVar(&f.pkg, "package", "", "transform package directory (default $PACKAGE_DIR or packages/transforms/twilio/v1)")
-	if err := fs.Parse(args); err != nil {
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "zen dev: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	if err := dev(ctx, f, stdout, stderr); err != nil {

@@ -16,9 +16,8 @@ import (
 
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: zen send [flags] <fixture.json | dir>...
+		fmt.Fprintln(fs.Output(), `usage: zen send [flags] <fixture.json | dir>...
 
 Signs each fixture as Twilio does (X-Twilio-Signature over the URL and the
 form parameters, or bodySHA256 for JSON) and POSTs it, printing the status
@@ -44,8 +43,8 @@ flags:`)
 	rate := fs.Float64("rate", 0, "with --count: requests per second overall (0: as fast as possible)")
 	asJSON := fs.Bool("json", false, "with --count: print the summary as JSON")
 	timeout := fs.Duration("timeout", 15*time.Second, "per-request timeout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
