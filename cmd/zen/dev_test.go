@@ -330,7 +330,7 @@ func TestDevSendInspectReplayRestart(t *testing.T) {
 		args = append(args, "fixtures/twilio/"+name+".json")
 	}
 	out = runCLI(t, zen, nil, args...)
-	if !strings.Contains(out, "sent 40 in") || !strings.Contains(out, "2xx 40") {
+	if !strings.HasPrefix(out, "sent 40: 200 ×40 in ") || strings.Contains(out, "\r") {
 		t.Errorf("zen send --count printed %q", out)
 	}
 	natstest.CheckFor(t, 20*time.Second, func() error {
