@@ -393,7 +393,7 @@ func printBanner(w io.Writer, b bannerInfo) {
 	if b.publicURL != b.ingester {
 		p("  listening on  %s", b.ingester)
 	}
-	p("  nats          %s  (streams in %s/nats; try: bin/nats stream ls)", b.natsURL, b.dir)
+	p("  nats          %s  (streams in %s/nats; try: bin/nats stream ls, bin/nats built by make run or make tools)", b.natsURL, b.dir)
 	if b.usingSink {
 		p("  warehouse     %s  -> %s", b.sinkURL, b.sinkFile)
 	} else {
