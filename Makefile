@@ -121,11 +121,15 @@ fuzz:
 	$(GO) test ./pkg/pack -run '^$$' -fuzz FuzzLoadRules -fuzztime $(FUZZTIME)
 .PHONY: fuzz
 
-## run: the whole pipeline locally on an embedded NATS server (data in .zen/)
-run:
+## run: the whole pipeline locally on an embedded NATS server (data in .zen/; ZEN_DEV_FLAGS are passed on), with bin/nats for the banner's commands
+# exec: no shell between make and zen dev. --stop-with-parent: make passes
+# SIGTERM on to zen dev but not a SIGINT sent to make alone (Ctrl-C reaches
+# both), so zen dev watches for it.
+ZEN_DEV_FLAGS ?=
+run: $(BIN)/nats
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/zen ./cmd/zen
-	@exec $(BIN)/zen dev
+	@exec $(BIN)/zen dev --stop-with-parent $(ZEN_DEV_FLAGS)
 .PHONY: run
 
 ## images: container images $(IMAGE_PREFIX)/<name>:$(VERSION), one multi-stage Dockerfile each (needs Docker)

@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
 	} else {
-		nc, err := cfg.NATS.Connect("zen-forwarder")
+		nc, err := cfg.NATS.Connect("zen-forwarder", log)
 		if err != nil {
 			return nil, err
 		}
