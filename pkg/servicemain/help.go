@@ -36,4 +36,13 @@ var SharedHelp = map[string]string{
 	"CAPACITY_EVENTS_PER_SECOND": "peak rate the stream horizons are checked against at start (default 2; 0: no check)",
 	"NATS_MEMORY_LIMIT":          "the nats container's memory limit in bytes, for that check",
 	"NATS_MAX_STORE":             "the nats server's max_file_store in bytes, for that check",
+
+	"OTEL_EXPORTER_OTLP_ENDPOINT":        "OTLP/HTTP collector base URL: tracing is off unless this or the next is set",
+	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "OTLP/HTTP URL for traces only (wins over OTEL_EXPORTER_OTLP_ENDPOINT)",
+	"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/protobuf (the only one taken)",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf (the only one taken)",
+	"OTEL_SDK_DISABLED":                  "true turns tracing off even with an endpoint",
+	"OTEL_SERVICE_NAME":                  "service.name of the spans (default zen-<stage>)",
+	"OTEL_TRACES_SAMPLER":                "parentbased_always_on (default), always_on, always_off, traceidratio, parentbased_traceidratio, …",
+	"OTEL_TRACES_SAMPLER_ARG":            "the ratio of a traceidratio sampler, 0 to 1",
 }
