@@ -39,7 +39,7 @@ test: fmt-check vet tools
 	ZEN_E2E_WEBHOOKS=1000 ZEN_E2E_RATE=100 $(GO) test -count=1 -timeout=10m ./e2e/...
 .PHONY: test
 
-## e2e: the fault-injection suite in full (5,000 webhooks, kills, NATS failover); E2E_RUNS=3 repeats it
+## e2e: the fault-injection suite in full (5,000 webhooks, kills, NATS failover; E2E_RUNS=3 repeats it), then make hostile
 E2E_RUNS ?= 1
 e2e: tools
 	@mkdir -p $(BIN)
@@ -50,6 +50,7 @@ e2e: tools
 			|| { tail -150 $(CURDIR)/bin/e2e-run-$$i.log; exit 1; }; \
 		cat $(CURDIR)/bin/e2e-report-$$i.txt; \
 	done
+	@$(MAKE) --no-print-directory hostile
 .PHONY: e2e
 
 ## vet: go vet over every module
