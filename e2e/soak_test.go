@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,13 +31,6 @@ var soakHorizons = map[string]string{
 	"DEDUPE_TTL": "3m", "DEDUPE_LONG_TTL": "4m",
 }
 
-func soakEnv(name string, def float64) float64 {
-	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 // sample is the state of the pipeline at one minute of the soak.
 type sample struct {
 	at                time.Duration
@@ -59,7 +51,7 @@ type sample struct {
 // of their mean), that no request is answered 503, that every event
 // reaches the warehouse, and that none is delivered twice. `make soak`.
 func TestSoak(t *testing.T) {
-	minutes, rate := soakEnv("ZEN_SOAK_MINUTES", 30), soakEnv("ZEN_SOAK_RATE", 500)
+	minutes, rate := envFloat("ZEN_SOAK_MINUTES", 30), envFloat("ZEN_SOAK_RATE", 500)
 	duration := time.Duration(minutes * float64(time.Minute))
 	ns := natstest.RunProcess(t)
 	js := ns.JetStream(t)
@@ -251,21 +243,6 @@ func soakSample(ctx context.Context, t *testing.T, js jetstream.JetStream, natsP
 	return s
 }
 
-// rss reads a process's resident set from /proc (0 when it is gone).
-func rss(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if pid == 0 || err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // lastMinutes returns the samples of the last n minutes of s.
 func lastMinutes(s []sample, n int) []sample {
 	if len(s) == 0 {
@@ -293,5 +270,3 @@ func slope(s []sample, v func(sample) float64) (perMinute, mean float64) {
 	}
 	return (n*sxy - sx*sy) / (n*sxx - sx*sx), sy / n
 }
-
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,18 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,13 +50,13 @@ const (
 type devFlags struct {
 	dir, http, sink, transformerOps, forwarderOps, pkg string
 	natsPort                                           int
+	stopWithParent                                     bool
 }
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: zen dev [flags]
+		fmt.Fprintln(fs.Output(), `usage: zen dev [flags]
 
 Runs the whole pipeline in one process: an embedded NATS server with
 JetStream (data in --dir), the ingester, the transformer, the forwarder and a
@@ -67,11 +75,24 @@ flags:`)
 	fs.StringVar(&f.transformerOps, "transformer-ops", "127.0.0.1:8081", "transformer /healthz /readyz /metrics")
 	fs.StringVar(&f.forwarderOps, "forwarder-ops", "127.0.0.1:8082", "forwarder /healthz /readyz /metrics")
 	fs.StringVar(&f.pkg, "package", "", "transform package directory (default $PACKAGE_DIR or packages/transforms/twilio/v1)")
-	if err := fs.Parse(args); err != nil {
+	fs.BoolVar(&f.stopWithParent, "stop-with-parent", false, "also stop when the parent process gets SIGINT or exits (make run: make does not pass SIGINT on; Linux)")
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "zen dev: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if f.stopWithParent {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go watchParentInterrupt(ctx, cancel, parentWatchEvery)
+	}
 	if err := dev(ctx, f, stdout, stderr); err != nil {
-		fmt.Fprintln(stderr, "zen dev:", err)
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintln(stderr, "zen dev:", line)
+		}
 		return 1
 	}
 	return 0
@@ -92,16 +113,13 @@ func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
 	}
 	defer func() { _ = log.Sync() }()
 
-	// The listeners first, so PUBLIC_URL and the sink URL name real ports.
-	httpLn, err := net.Listen("tcp", f.http)
+	// The listeners first, so PUBLIC_URL and the sink URL name real ports,
+	// and a taken port is said at once, with the flag that moves it.
+	httpLn, sinkLn, err := f.listen()
 	if err != nil {
-		return fmt.Errorf("ingester address: %w", err)
+		return err
 	}
 	defer httpLn.Close()
-	sinkLn, err := net.Listen("tcp", f.sink)
-	if err != nil {
-		return fmt.Errorf("sink address: %w", err)
-	}
 	defer sinkLn.Close()
 
 	defaults := map[string]string{
@@ -216,6 +234,8 @@ func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
 	sinkCtx, stopSink := context.WithCancel(context.Background())
 	sinkDone := make(chan error, 1)
 	go func() { sinkDone <- httpserve.Serve(sinkCtx, httpserve.NewServer(sink), sinkLn, 2*time.Second) }()
+	reportDone := make(chan struct{})
+	go func() { sink.report(sinkCtx, sinkReportEvery); close(reportDone) }()
 	for name, run := range map[string]func(context.Context) error{
 		"ingester": ing.Run, "transformer": tr.Run, "forwarder": fw.Run,
 	} {
@@ -243,6 +263,7 @@ func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
 		// Only the forwarder's idle keep-alive connections are left: not a failure.
 		log.Debug("sink shutdown", zap.Error(err))
 	}
+	<-reportDone
 	close(errs)
 	var all error
 	for err := range errs {
@@ -252,6 +273,101 @@ func dev(ctx context.Context, f devFlags, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "zen dev: stopped; the streams are kept in", filepath.Join(f.dir, "nats"))
 	}
 	return all
+}
+
+// listen binds the ingester's and the sink's addresses and checks that the
+// NATS port and the ops addresses are free (the server and the stages bind
+// those themselves, a moment later). Every taken address is reported, each
+// with its flag: "address in use: 127.0.0.1:4222 (--nats-port …)".
+func (f devFlags) listen() (httpLn, sinkLn net.Listener, err error) {
+	httpLn, herr := listenFlag(f.http, "--http")
+	sinkLn, serr := listenFlag(f.sink, "--sink")
+	errs := []error{herr, serr}
+	free := map[string]string{"--transformer-ops": f.transformerOps, "--forwarder-ops": f.forwarderOps}
+	if f.natsPort >= 0 {
+		free["--nats-port"] = net.JoinHostPort("127.0.0.1", strconv.Itoa(cmp.Or(f.natsPort, 4222)))
+	}
+	for _, name := range slices.Sorted(maps.Keys(free)) {
+		ln, err := listenFlag(free[name], name)
+		if err == nil {
+			ln.Close()
+		}
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, ln := range []net.Listener{httpLn, sinkLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		return nil, nil, err
+	}
+	return httpLn, sinkLn, nil
+}
+
+// listenFlag listens on addr, the value of flag name.
+func listenFlag(addr, name string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		hint := "another zen dev running? use another address"
+		if name == "--nats-port" {
+			hint = "a nats-server or another zen dev running? --nats-port -1 picks a free port"
+		}
+		return nil, fmt.Errorf("address in use: %s (%s; %s)", addr, name, hint)
+	case err != nil:
+		return nil, fmt.Errorf("%s %s: %w", name, addr, err)
+	}
+	return ln, nil
+}
+
+// parentWatchEvery is how often --stop-with-parent looks at the parent.
+const parentWatchEvery = 200 * time.Millisecond
+
+// watchParentInterrupt calls stop when the parent process stops catching
+// SIGINT, or exits. Why: GNU make, sent SIGINT alone (not through the
+// terminal, which signals the whole process group), resets its SIGINT
+// handler and waits for its children without passing the signal on, so
+// `kill -INT <make>` used to leave zen dev running with its ports taken
+// (issue 27). The parent's caught signals are read from /proc (Linux);
+// where they cannot be read, or the parent never caught SIGINT, it watches
+// nothing.
+func watchParentInterrupt(ctx context.Context, stop func(), every time.Duration) {
+	ppid := os.Getppid()
+	if caught, err := catchesSIGINT(ppid); err != nil || !caught {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if caught, err := catchesSIGINT(ppid); os.Getppid() != ppid || err != nil || !caught {
+			stop()
+			return
+		}
+	}
+}
+
+// catchesSIGINT reports whether process pid has a SIGINT handler: bit 2 of
+// SigCgt in /proc/<pid>/status.
+func catchesSIGINT(pid int) (bool, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if mask, ok := strings.CutPrefix(sc.Text(), "SigCgt:"); ok {
+			bits, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64)
+			return bits&(1<<(syscall.SIGINT-1)) != 0, err
+		}
+	}
+	return false, fmt.Errorf("/proc/%d/status: no SigCgt", pid)
 }
 
 func addrOf(a net.Addr) string {
@@ -277,7 +393,7 @@ func printBanner(w io.Writer, b bannerInfo) {
 	if b.publicURL != b.ingester {
 		p("  listening on  %s", b.ingester)
 	}
-	p("  nats          %s  (streams in %s/nats; try: bin/nats stream ls)", b.natsURL, b.dir)
+	p("  nats          %s  (streams in %s/nats; try: bin/nats stream ls, bin/nats built by make run or make tools)", b.natsURL, b.dir)
 	if b.usingSink {
 		p("  warehouse     %s  -> %s", b.sinkURL, b.sinkFile)
 	} else {
@@ -302,13 +418,19 @@ func printBanner(w io.Writer, b bannerInfo) {
 	_, _ = w.Write(buf.Bytes())
 }
 
+// sinkReportEvery is how often the sink logs its summary line.
+const sinkReportEvery = 10 * time.Second
+
 // sink is the local warehouse: it checks the bearer token and appends each
-// event as one JSON line.
+// event as one JSON line. It logs a summary per interval, not a line per
+// event (a session used to log 18,409 lines): see report.
 type sink struct {
-	mu    sync.Mutex
-	f     *os.File
-	token string
-	log   *zap.Logger
+	mu       sync.Mutex
+	f        *os.File
+	token    string
+	log      *zap.Logger
+	events   atomic.Int64
+	rejected atomic.Int64
 }
 
 func newSink(path, token string, log *zap.Logger) (*sink, error) {
@@ -321,13 +443,56 @@ func newSink(path, token string, log *zap.Logger) (*sink, error) {
 
 func (s *sink) Close() error { return s.f.Close() }
 
+// report logs "warehouse: 1,234 events (+120)" every interval in which
+// something arrived or was refused, until ctx ends, then once more if
+// anything is left unreported.
+func (s *sink) report(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	events, rejected := s.events.Load(), s.rejected.Load()
+	logIfChanged := func() {
+		e, r := s.events.Load(), s.rejected.Load()
+		if e == events && r == rejected {
+			return
+		}
+		msg := fmt.Sprintf("warehouse: %s events (+%s)", thousands(e), thousands(e-events))
+		if r > rejected {
+			msg += fmt.Sprintf("; refused %s with a wrong bearer token (+%s)", thousands(r), thousands(r-rejected))
+		}
+		s.log.Info(msg)
+		events, rejected = e, r
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			logIfChanged()
+			return
+		case <-t.C:
+			logIfChanged()
+		}
+	}
+}
+
+// thousands formats n with commas: 18409 → "18,409".
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	start := 0
+	if n < 0 {
+		start = 1
+	}
+	for i := len(s) - 3; i > start; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
 	if r.Header.Get("Authorization") != "Bearer "+s.token {
-		s.log.Warn("rejected a request with a wrong bearer token")
+		s.rejected.Add(1)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
@@ -350,6 +515,6 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "write failed", http.StatusInternalServerError)
 		return
 	}
-	s.log.Info("event received", zap.String("idempotency_key", r.Header.Get("Idempotency-Key")))
+	s.events.Add(1)
 	w.WriteHeader(http.StatusOK)
 }

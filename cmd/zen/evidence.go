@@ -88,9 +88,9 @@ func packageEvidence(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&in.vectors, "vectors", "", "signature, form-encoding and transform vectors (default <repo>/fixtures/<provider>/vectors)")
 	fs.StringVar(&in.docs, "docs", "", "documentation directory (default <repo>/docs)")
 	fs.StringVar(&in.ingesterExample, "ingester-example", "", "the ingester's example Deployment (default <repo>/deploy/k8s/base/ingester/deployment.yaml)")
-	dir, ok := parseDirArgs(fs, args, stderr)
+	dir, code, ok := parseDirArgs(fs, args, stdout, stderr)
 	if !ok {
-		return 2
+		return code
 	}
 	in.pkgDir = dir
 	rows := evidence(in)

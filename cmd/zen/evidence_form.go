@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"slices"
 
 	"github.com/zen-twilio/zen/pkg/fixture"
 	"github.com/zen-twilio/zen/pkg/transform"
-	"github.com/zen-twilio/zen/pkg/webform"
 )
 
 // The vector files of TW-03 and G06, in the vectors directory.
@@ -27,7 +27,7 @@ type formVector struct {
 	Note   string              `json:"note,omitempty"`
 }
 
-// checkFormVectors (TW-03) parses each vector with webform.Parse, the
+// checkFormVectors (TW-03) parses each vector with url.ParseQuery, the
 // parser of the ingester (before the signature is checked) and of the
 // transformer.
 func checkFormVectors(g *gateRun) (string, string) {
@@ -53,11 +53,11 @@ func checkFormVectors(g *gateRun) (string, string) {
 	if parsed == 0 || refused == 0 {
 		return statusFail, fmt.Sprintf("%s needs bodies that parse and bodies that are refused (has %d and %d)", path, parsed, refused)
 	}
-	return statusPass, fmt.Sprintf("webform.Parse (ingester and transformer) on %s: %d bodies parse to the expected parameters, %d malformed refused; real callbacks: TW-02", shortPath(path), parsed, refused)
+	return statusPass, fmt.Sprintf("url.ParseQuery (ingester and transformer) on %s: %d bodies parse to the expected parameters, %d malformed refused; real callbacks: TW-02", shortPath(path), parsed, refused)
 }
 
 func checkFormVector(v formVector) error {
-	got, err := webform.Parse(v.Body)
+	got, err := url.ParseQuery(v.Body)
 	if v.Error {
 		if err == nil {
 			return fmt.Errorf("vector %q: parsed, want it refused", v.Name)

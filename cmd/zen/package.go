@@ -19,9 +19,22 @@ import (
 // lookupEnv is the environment the commands read; tests replace it.
 var lookupEnv envconf.Lookup = os.LookupEnv
 
+const packageUsage = `usage: zen package <subcommand> <dir or package name> [flags]
+
+subcommands:
+  validate  check the package (strict YAML, every problem with file:line:field)
+  inspect   show its endpoints, targets, flows and rules
+  evidence  the acceptance gate: fixtures, goldens, signature vectors, docs
+
+zen package <subcommand> --help shows its flags.`
+
 func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, packageUsage)
+		return 0
+	}
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: zen package validate|inspect|evidence <dir or package name> [flags]")
+		fmt.Fprintln(stderr, packageUsage)
 		return 2
 	}
 	switch args[0] {
@@ -37,13 +50,18 @@ func runPackage(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 // parseDirArgs parses flags placed before or after the one positional
-// argument, the package directory (or a package name under packages/transforms).
-func parseDirArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (string, bool) {
-	fs.SetOutput(stderr)
+// argument, the package directory (or a package name under
+// packages/transforms). When it returns ok false, the command exits with
+// code (0 after --help).
+func parseDirArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (dir string, code int, ok bool) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: zen package %s <dir or package name> [flags]\n\nflags:\n", fs.Name())
+		fs.PrintDefaults()
+	}
 	var pos []string
 	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return "", false
+		if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+			return "", code, false
 		}
 		args = fs.Args()
 		if len(args) > 0 {
@@ -52,11 +70,11 @@ func parseDirArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (string, bo
 		}
 	}
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "usage: zen package %s <dir or package name>\n", fs.Name())
-		fs.PrintDefaults()
-		return "", false
+		fs.SetOutput(stderr)
+		fs.Usage()
+		return "", 2, false
 	}
-	return resolvePackageDir(pos[0]), true
+	return resolvePackageDir(pos[0]), 0, true
 }
 
 // resolvePackageDir accepts a directory, or a package name such as
@@ -109,9 +127,9 @@ func printFindings(w io.Writer, errs, warns []pack.Finding) {
 func packageValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	allowMissing := fs.Bool("allow-missing-env", false, "treat unset {{NAME}} variables as empty (offline validation in CI)")
-	dir, ok := parseDirArgs(fs, args, stderr)
+	dir, code, ok := parseDirArgs(fs, args, stdout, stderr)
 	if !ok {
-		return 2
+		return code
 	}
 	p, err := pack.LoadWith(dir, lookupEnv, pack.Options{AllowMissingEnv: *allowMissing})
 	var pe *pack.Error
@@ -138,9 +156,9 @@ func packageValidate(args []string, stdout, stderr io.Writer) int {
 
 func packageInspect(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	dir, ok := parseDirArgs(fs, args, stderr)
+	dir, code, ok := parseDirArgs(fs, args, stdout, stderr)
 	if !ok {
-		return 2
+		return code
 	}
 	p, err := pack.LoadWith(dir, lookupEnv, pack.Options{AllowMissingEnv: true})
 	var pe *pack.Error

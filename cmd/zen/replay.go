@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/replay"
 	"github.com/zen-twilio/zen/pkg/streams"
@@ -50,14 +51,17 @@ var replayFlags = map[string][]string{
 const sampleSize = 5
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, replayUsage)
+		return 0
+	}
 	if len(args) == 0 || replayFlags[args[0]] == nil {
 		fmt.Fprintln(stderr, replayUsage)
 		return 2
 	}
 	kind := args[0]
 	fs := flag.NewFlagSet("replay "+kind, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, replayUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprintf(fs.Output(), "%s\n\nflags:\n", replayUsage); fs.PrintDefaults() }
 	r := envconf.New(lookupEnv)
 	natsURL := fs.String("nats-url", r.String("NATS_URL", nats.DefaultURL), "NATS server URL(s) (env NATS_URL)")
 	stage := fs.String("stage", "", "dlq: only dead letters of this stage")
@@ -77,8 +81,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	rest := args[1:]
 	var positional []string
 	for len(rest) > 0 {
-		if err := fs.Parse(rest); err != nil {
-			return 2
+		if code, ok := parseFlags(fs, rest, stdout, stderr); !ok {
+			return code
 		}
 		if fs.NArg() == 0 {
 			break
@@ -179,9 +183,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		seq = n
 	}
 
-	nc, err := nats.Connect(*natsURL, opts...)
+	nc, err := natsconn.Dial(*natsURL, opts...)
 	if err != nil {
-		fmt.Fprintf(stderr, "zen replay: connect to %s: %v\n", *natsURL, err)
+		fmt.Fprintln(stderr, "zen replay:", err)
 		return 1
 	}
 	defer nc.Close()

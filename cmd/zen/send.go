@@ -6,9 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/zen-twilio/zen/pkg/fixture"
 	"github.com/zen-twilio/zen/pkg/sender"
@@ -16,9 +22,8 @@ import (
 
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: zen send [flags] <fixture.json | dir>...
+		fmt.Fprintln(fs.Output(), `usage: zen send [flags] <fixture.json | dir>...
 
 Signs each fixture as Twilio does (X-Twilio-Signature over the URL and the
 form parameters, or bodySHA256 for JSON) and POSTs it, printing the status
@@ -44,8 +49,8 @@ flags:`)
 	rate := fs.Float64("rate", 0, "with --count: requests per second overall (0: as fast as possible)")
 	asJSON := fs.Bool("json", false, "with --count: print the summary as JSON")
 	timeout := fs.Duration("timeout", 15*time.Second, "per-request timeout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
@@ -72,25 +77,11 @@ flags:`)
 	client := sender.Client(max(*conc, 1), *timeout)
 
 	if *count > 0 {
-		nonce := sender.NewNonce()
 		n := *count * len(fixtures)
-		st := sender.Run(ctx, client, sender.Load{Count: n, Concurrency: *conc, Rate: *rate}, func(i int) (*sender.Request, error) {
+		nonce := sender.NewNonce()
+		return sendLoad(ctx, client, sender.Load{Count: n, Concurrency: *conc, Rate: *rate}, *asJSON, stdout, func(i int) (*sender.Request, error) {
 			return sender.Build(fixtures[i%len(fixtures)], *target, *token, *event, nonce, i/len(fixtures)+1)
 		})
-		if *asJSON {
-			_ = json.NewEncoder(stdout).Encode(st)
-		} else {
-			fmt.Fprintf(stdout, "sent %d in %s: %.0f req/s; 2xx %d, other %v, errors %d; latency p50 %s p99 %s max %s\n",
-				st.Sent, st.Duration.Round(time.Millisecond), st.PerSecond, st.OK, other(st.ByStatus), st.Errors,
-				st.P50.Round(time.Microsecond), st.P99.Round(time.Microsecond), st.Max.Round(time.Microsecond))
-			if st.FirstErr != "" {
-				fmt.Fprintln(stdout, "first failure:", st.FirstErr)
-			}
-		}
-		if st.OK != st.Sent {
-			return 1
-		}
-		return 0
 	}
 
 	code := 0
@@ -118,12 +109,100 @@ flags:`)
 	return code
 }
 
-func other(by map[int]int) map[int]int {
-	out := map[int]int{}
-	for s, n := range by {
-		if s < 200 || s > 299 {
-			out[s] = n
+// progressEvery is how often the progress line of a load run is rewritten.
+const progressEvery = 250 * time.Millisecond
+
+// sendLoad runs a load and prints its summary; on a terminal it shows a
+// progress line meanwhile, rewritten in place at most 4 times a second
+// (nothing when stdout is a file or a pipe). It returns 1 unless every
+// request got a 2xx.
+func sendLoad(ctx context.Context, client *http.Client, l sender.Load, asJSON bool, stdout io.Writer, build func(int) (*sender.Request, error)) int {
+	var done atomic.Int64
+	client.Transport = countingTransport{next: client.Transport, done: &done}
+	stopProgress := func() {}
+	if isTerminal(stdout) {
+		stopProgress = showProgress(stdout, l.Count, &done)
+	}
+	st := sender.Run(ctx, client, l, build)
+	stopProgress()
+	if asJSON {
+		_ = json.NewEncoder(stdout).Encode(st)
+	} else {
+		fmt.Fprintln(stdout, summary(st))
+		if st.FirstErr != "" {
+			fmt.Fprintln(stdout, "first failure:", strings.TrimSpace(st.FirstErr))
 		}
 	}
-	return out
+	if st.OK != st.Sent {
+		return 1
+	}
+	return 0
+}
+
+// summary is one line: the count, each status with its count, the errors,
+// the rate and the latencies, e.g. "sent 1000: 200 ×998, 503 ×2 in 3.2s
+// (312/s); latency p50 2ms p99 9ms max 14ms".
+func summary(st sender.Stats) string {
+	codes := slices.Sorted(maps.Keys(st.ByStatus))
+	parts := make([]string, 0, len(codes)+1)
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%d ×%d", c, st.ByStatus[c]))
+	}
+	if st.Errors > 0 {
+		parts = append(parts, fmt.Sprintf("error ×%d", st.Errors))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "nothing sent")
+	}
+	return fmt.Sprintf("sent %d: %s in %s (%.0f/s); latency p50 %s p99 %s max %s",
+		st.Sent, strings.Join(parts, ", "), roundDuration(st.Duration), st.PerSecond,
+		st.P50.Round(time.Microsecond), st.P99.Round(time.Microsecond), st.Max.Round(time.Microsecond))
+}
+
+// roundDuration keeps two or three significant digits: 3.2s, 41ms.
+func roundDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// showProgress rewrites "sent 512/1000 (420/s)" in place until the
+// returned function is called, which clears the line.
+func showProgress(w io.Writer, total int, done *atomic.Int64) func() {
+	start := time.Now()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case <-t.C:
+				n := done.Load()
+				fmt.Fprintf(w, "\r\033[Ksent %d/%d (%.0f/s)", n, total, float64(n)/time.Since(start).Seconds())
+			}
+		}
+	}()
+	return func() { close(stop); <-stopped }
+}
+
+// isTerminal reports whether w is a terminal (not a file or a pipe).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// countingTransport counts the requests that completed, answered or not.
+type countingTransport struct {
+	next http.RoundTripper
+	done *atomic.Int64
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	defer c.done.Add(1)
+	return c.next.RoundTrip(r)
 }

@@ -17,17 +17,31 @@ import (
 	"github.com/zen-twilio/zen/pkg/streams"
 )
 
+const streamsUsage = `usage: zen streams apply [--nats-url URL] [--package DIR]
+
+Creates or updates the JetStream streams, consumers and KV bucket. Stream
+settings come from the same variables the services read (STREAM_REPLICAS,
+RAW_MAX_AGE, …, TRANSFORMER_*, FORWARDER_*).`
+
 func runStreams(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, streamsUsage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "apply" {
-		fmt.Fprintln(stderr, "usage: zen streams apply [--nats-url URL] [--package DIR]\n\nStream settings come from the same variables the services read (STREAM_REPLICAS, RAW_MAX_AGE, …, TRANSFORMER_*, FORWARDER_*).")
+		fmt.Fprintln(stderr, streamsUsage)
 		return 2
 	}
 	fs := flag.NewFlagSet("streams apply", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(fs.Output(), "%s\n\nflags:\n", streamsUsage); fs.PrintDefaults() }
 	r := envconf.New(lookupEnv)
 	natsURL := fs.String("nats-url", r.String("NATS_URL", nats.DefaultURL), "NATS server URL(s) (env NATS_URL)")
 	dir := fs.String("package", r.String("PACKAGE_DIR", "packages/transforms/twilio/v1"), "transform package directory, for the forwarder routes (env PACKAGE_DIR)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if code, ok := parseFlags(fs, args[1:], stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "zen streams apply: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	cfg := streams.ConfigFromEnv(r)
@@ -46,9 +60,9 @@ func runStreams(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "zen streams apply: package:", err)
 		return 1
 	}
-	nc, err := nats.Connect(*natsURL, opts...)
+	nc, err := natsconn.Dial(*natsURL, opts...)
 	if err != nil {
-		fmt.Fprintln(stderr, "zen streams apply: connect:", err)
+		fmt.Fprintln(stderr, "zen streams apply:", err)
 		return 1
 	}
 	defer nc.Close()

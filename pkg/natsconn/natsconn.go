@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
 )
@@ -47,7 +48,7 @@ func DefaultSettings(service string) Settings {
 // that is not a subject prefix is recorded on r.
 func SettingsFromEnv(r *envconf.Reader, def Settings) Settings {
 	return Settings{
-		URL:         r.String("NATS_URL", def.URL),
+		URL:         urlsFromEnv(r, def.URL),
 		Creds:       r.String("NATS_CREDS", def.Creds),
 		User:        r.String("NATS_USER", def.User),
 		Password:    r.Secret("NATS_PASSWORD"),
@@ -76,22 +77,27 @@ func validPrefix(p string) bool {
 	return true
 }
 
-// Connect connects service name to s.URL with options.
-func (s Settings) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(s.URL, s.options(name)...)
+// Connect connects service name to s.URL without waiting for a server:
+// when NATS cannot be reached the connection keeps retrying in the
+// background ([RetryWait]), and log says so plainly, naming the URL
+// ([Watch]). Callers see the state through [nats.Conn.IsConnected] (their
+// /readyz). A nil log reports nothing.
+func (s Settings) Connect(name string, log *zap.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(s.URL, append(s.options(name), Watch(s.URL, log)...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", s.URL, err)
+		return nil, fmt.Errorf("connect %s: %w", RedactURL(s.URL), err)
 	}
 	return nc, nil
 }
 
-// options are the connection options of service name: reconnect forever,
-// retry the first connect, the credentials when set and the inbox prefix.
+// options are the connection options of service name: reconnect forever
+// with a capped backoff, retry the first connect, the credentials when set
+// and the inbox prefix.
 func (s Settings) options(name string) []nats.Option {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
+		nats.CustomReconnectDelay(jittered),
 		nats.RetryOnFailedConnect(true),
 	}
 	if s.Creds != "" {
@@ -108,7 +114,13 @@ func (s Settings) options(name string) []nats.Option {
 
 // Drain drains nc (in-flight publishes and acks are flushed) and waits up
 // to timeout for it to close; past that it closes nc and says so.
+// A connection that is not connected (NATS down at SIGTERM) has nothing it
+// could flush: it is closed at once, and that is a clean stop.
 func Drain(nc *nats.Conn, timeout time.Duration) error {
+	if !nc.IsConnected() {
+		nc.Close()
+		return nil
+	}
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := nc.Drain(); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/natstest"
@@ -49,7 +50,7 @@ func TestConnectUsesTheInboxPrefix(t *testing.T) {
 
 	s := DefaultSettings("ingester")
 	s.URL = srv.URL
-	nc, err := s.Connect("zen-test")
+	nc, err := s.Connect("zen-test", zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

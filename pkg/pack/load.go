@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -228,6 +229,9 @@ func (l *loader) target(r *nodeReader, n *yaml.Node, path string) Target {
 	m := r.mapping(n, path, []string{"name", "provider", "url", "auth", "signing_secret", "tls", "delivery", "events"}, []string{"name", "url", "auth", "events"})
 	t := Target{Name: r.str(m["name"], path+".name"), Provider: r.str(m["provider"], path+".provider"),
 		URL: r.str(m["url"], path+".url"), Events: r.strs(m["events"], path+".events"), Line: n.Line, Lines: lines(n)}
+	if un := m["url"]; un != nil && t.URL != "" {
+		checkTargetURL(r, un, path+".url", t.URL)
+	}
 	t.Auth = l.targetAuth(r, m["auth"], path+".auth")
 	t.SigningSecret = envconf.Secret(r.str(m["signing_secret"], path+".signing_secret"))
 	t.TLS = l.targetTLS(r, m["tls"], path+".tls")
@@ -238,6 +242,21 @@ func (l *loader) target(r *nodeReader, n *yaml.Node, path string) Target {
 		t.Delivery = l.delivery(r, dn, path+".delivery")
 	}
 	return t
+}
+
+// checkTargetURL records a target URL that is not an absolute http(s) URL
+// with a host, naming the {{NAME}} variables it came from (issue 27:
+// COMMS_WAREHOUSE_URL=warehouse used to be accepted).
+func checkTargetURL(r *nodeReader, n *yaml.Node, path, v string) {
+	u, err := url.Parse(v)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return
+	}
+	from := ""
+	for _, t := range token.FindAllStringSubmatch(n.Value, -1) {
+		from += ", from `" + t[1] + "`"
+	}
+	r.c.errorf(r.file, n.Line, path, "want an absolute http(s) URL with a host, like https://warehouse.example.com/v1/events, got %q%s", v, from)
 }
 
 func (l *loader) flow(r *nodeReader, n *yaml.Node, path string) Flow {

@@ -205,3 +205,23 @@ func TestMatchCondHolds(t *testing.T) {
 		}
 	}
 }
+
+// A target URL that is not an absolute http(s) URL with a host is refused,
+// naming the variable it came from (issue 27).
+func TestTargetURLMustBeAbsolute(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"warehouse", "/v1/events", "ftp://warehouse/events", "http://", "warehouse.example.com/v1/events"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			_, err := pack.Load(shipped, envconf.MapLookup(map[string]string{"COMMS_WAREHOUSE_URL": v, "COMMS_WAREHOUSE_TOKEN": "t"}))
+			if err == nil {
+				t.Fatal("Load accepted the URL")
+			}
+			for _, want := range []string{"package.yaml:", "targets[0].url", "want an absolute http(s) URL with a host", "from `COMMS_WAREHOUSE_URL`"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+		})
+	}
+}

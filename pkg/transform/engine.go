@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/zen-twilio/zen/pkg/pack"
-	"github.com/zen-twilio/zen/pkg/webform"
 	"github.com/zen-twilio/zen/pkg/zen"
 )
 
@@ -222,7 +221,7 @@ func (e *Engine) Transform(twilioEvent, contentType string, body []byte, receive
 	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		form, err := webform.Parse(string(body))
+		form, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, &RuleError{Rule: twilioEvent, Reason: ReasonUndecodableBody, Err: err}
 		}

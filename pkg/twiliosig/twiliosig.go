@@ -23,11 +23,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"hash"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/twilio/twilio-go/client"
 )
@@ -43,7 +41,6 @@ var (
 type Verifier struct {
 	tokens     []string
 	validators []client.RequestValidator
-	macs       []*sync.Pool // per token: keyed HMAC-SHA1s, Reset between uses
 }
 
 // NewVerifier returns a Verifier accepting a signature made with any of tokens.
@@ -53,8 +50,6 @@ func NewVerifier(tokens []string) (*Verifier, error) {
 		if t = strings.TrimSpace(t); t != "" {
 			v.tokens = append(v.tokens, t)
 			v.validators = append(v.validators, client.NewRequestValidator(t))
-			key := []byte(t)
-			v.macs = append(v.macs, &sync.Pool{New: func() any { return hmac.New(sha1.New, key) }})
 		}
 	}
 	if len(v.tokens) == 0 {
@@ -78,20 +73,6 @@ func (v *Verifier) VerifyForm(fullURL string, form url.Values, signature string)
 			}
 		}
 		return ErrInvalidSignature
-	}
-	// Fast path: Twilio signs the URL it called, which is almost always
-	// fullURL exactly. One HMAC over the same string twilio-go builds (keys
-	// sorted, key+value) accepts it. It only ever accepts: fullURL is one of
-	// the two URLs twilio-go's validator tries (with and without the port),
-	// so whatever it accepts twilio-go accepts too (TestFastPathAgreesWithTwilioGo);
-	// every other request is decided by twilio-go below.
-	for i := range v.tokens {
-		m := v.macs[i].Get().(hash.Hash)
-		ok := matches(m, fullURL, form, signature)
-		v.macs[i].Put(m)
-		if ok {
-			return nil
-		}
 	}
 	params := make(map[string]string, len(form))
 	for k, vs := range form {
@@ -129,50 +110,22 @@ func (v *Verifier) VerifyJSON(fullURL string, body []byte, signature string) err
 // form parameters (nil for GET and JSON requests): every distinct value of
 // a key, sorted, after the sorted keys.
 func Sign(fullURL string, form url.Values, token string) string {
-	return signWith(hmac.New(sha1.New, []byte(token)), fullURL, form)
-}
-
-// signWith is Sign with a keyed HMAC-SHA1 (reset here before use).
-func signWith(m hash.Hash, fullURL string, form url.Values) string {
-	var sum [sha1.Size]byte
-	return base64.StdEncoding.EncodeToString(macOf(m, fullURL, form, sum[:0]))
-}
-
-// matches reports whether signature is Sign's, without allocating: the
-// fast path of every request.
-func matches(m hash.Hash, fullURL string, form url.Values, signature string) bool {
-	var sum [sha1.Size]byte
-	var enc [28]byte // base64 of 20 bytes
-	base64.StdEncoding.Encode(enc[:], macOf(m, fullURL, form, sum[:0]))
-	return subtle.ConstantTimeCompare(enc[:], []byte(signature)) == 1
-}
-
-// signedBufs holds the buffers the signed string is built in: written to
-// the HMAC once, because a hash.Hash's Write through its interface would
-// copy each key and value to the heap.
-var signedBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// macOf appends to sum the HMAC (m, reset here) of fullURL followed by each
-// key and each of its distinct values, sorted, after the sorted keys.
-func macOf(m hash.Hash, fullURL string, form url.Values, sum []byte) []byte {
-	var kbuf [32]string
-	keys := kbuf[:0]
+	keys := make([]string, 0, len(form))
 	for k := range form {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	bp := signedBufs.Get().(*[]byte)
-	b := append((*bp)[:0], fullURL...)
+	var b strings.Builder
+	b.WriteString(fullURL)
 	for _, k := range keys {
 		for _, val := range distinctSorted(form[k]) {
-			b = append(append(b, k...), val...)
+			b.WriteString(k)
+			b.WriteString(val)
 		}
 	}
-	m.Reset()
-	m.Write(b)
-	*bp = b
-	signedBufs.Put(bp)
-	return m.Sum(sum)
+	m := hmac.New(sha1.New, []byte(token))
+	m.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
 // SignJSON returns the URL with bodySHA256 appended to its query and the

@@ -38,6 +38,15 @@ const (
 	HeaderDedupeKey = "Zen-Dedupe-Key"
 )
 
+// The W3C Trace Context headers (https://www.w3.org/TR/trace-context/),
+// lowercase as the spec writes them. With tracing on, raw messages and events
+// carry them and the forwarder sends traceparent to the target, so one
+// webhook is one trace; pkg/tracing writes and reads them.
+const (
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+)
+
 // Header names added to dead letters on ZEN_DLQ.
 const (
 	HeaderError      = "Zen-Error"

@@ -11,6 +11,7 @@ import (
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/tracing"
 	"github.com/zen-twilio/zen/pkg/worker"
 )
 
@@ -49,6 +50,8 @@ type Config struct {
 	// (CAPACITY_EVENTS_PER_SECOND, NATS_MEMORY_LIMIT, NATS_MAX_STORE).
 	Capacity streams.Capacity
 	LogLevel string
+	// Tracing is where spans go (the OTEL_* variables); off by default.
+	Tracing tracing.Config
 
 	// Conn, when set, is used instead of connecting (zen dev, tests).
 	Conn *nats.Conn
@@ -97,6 +100,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.Streams = streams.ConfigFromEnv(r)
 	c.Capacity = streams.CapacityFromEnv(r)
 	c.LogLevel = r.String("LOG_LEVEL", c.LogLevel)
+	c.Tracing = tracing.ConfigFromEnv(r, "zen-forwarder")
 	return c
 }
 

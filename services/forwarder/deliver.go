@@ -15,7 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/zen-twilio/zen/pkg/pack"
+	"github.com/zen-twilio/zen/pkg/tracing"
 	"github.com/zen-twilio/zen/pkg/zen"
 )
 
@@ -37,18 +40,19 @@ type deliverer struct {
 	timeout    time.Duration
 	auth       authorizer
 	now        func() time.Time
+	tracer     *tracing.Tracer // sends the attempt's traceparent
 }
 
 // newDeliverer POSTs to t through rt (a target with mutual TLS gets a
-// transport of its own) within timeout.
-func newDeliverer(t pack.Target, rt http.RoundTripper, timeout time.Duration, cfg Config) *deliverer {
+// transport of its own) within timeout, with tracer's trace context.
+func newDeliverer(t pack.Target, rt http.RoundTripper, timeout time.Duration, cfg Config, tracer *tracing.Tracer) *deliverer {
 	if t.TLS != nil {
 		tr := newTransport(cfg.Concurrency)
 		tr.TLSClientConfig = t.TLS.Config
 		rt = tr
 	}
 	d := &deliverer{
-		target: t, userAgent: "zen-twilio-forwarder/" + cfg.Version, timeout: timeout, now: cfg.Now,
+		target: t, userAgent: "zen-twilio-forwarder/" + cfg.Version, timeout: timeout, now: cfg.Now, tracer: tracer,
 		destPrefix: destinationPrefix(t.Name),
 		client: &http.Client{
 			Transport: rt,
@@ -134,6 +138,7 @@ func (d *deliverer) request(ctx context.Context, body []byte, key string) (*http
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", d.userAgent)
 	req.Header.Set("Idempotency-Key", key)
+	d.tracer.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	if err := d.auth(req); err != nil {
 		return nil, err
 	}
@@ -168,6 +173,7 @@ func (d *deliverer) post(ctx context.Context, body []byte, key string) result {
 		return result{err: err}
 	}
 	defer resp.Body.Close()
+	d.traceStatus(ctx, resp.StatusCode)
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, snippetLen))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	return result{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), snippet: snippet}

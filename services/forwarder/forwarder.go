@@ -27,6 +27,7 @@ import (
 	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/tracing"
 	"github.com/zen-twilio/zen/pkg/worker"
 	"github.com/zen-twilio/zen/pkg/zen"
 )
@@ -44,6 +45,7 @@ type Service struct {
 	ops      *httpserve.Ops
 	ln       net.Listener
 	metrics  *metrics
+	tracer   *tracing.Tracer
 	targets  []*targetWorker
 
 	ddMu sync.Mutex
@@ -99,7 +101,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
 	} else {
-		nc, err := cfg.NATS.Connect("zen-forwarder")
+		nc, err := cfg.NATS.Connect("zen-forwarder", log)
 		if err != nil {
 			return nil, err
 		}
@@ -115,6 +117,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		s.close()
 		return nil, err
 	}
+	if s.tracer, err = tracing.New(ctx, cfg.Tracing, tracingScope, log); err != nil {
+		s.close()
+		return nil, err
+	}
 	rt := cfg.Transport
 	if rt == nil {
 		rt = newTransport(cfg.Concurrency)
@@ -124,13 +130,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		pol := policies[r.Target]
 		tlog := log.With(zap.String("target", r.Target))
 		tw := &targetWorker{route: r, target: *t, policy: pol, router: newRouter(p, r.Target, r.EventTypes),
-			deliv: newDeliverer(*t, rt, pol.timeout, cfg)}
+			deliv: newDeliverer(*t, rt, pol.timeout, cfg, s.tracer)}
 		tw.gate = newGate(r.Target, pol, s.metrics, s.pauser(r.Target, tlog), s.resumer(r.Target, tlog), s.stopping, tlog)
 		tw.worker, err = worker.New(worker.Config{
 			Stage:       streams.StageForwarder,
 			Consumer:    s.consumerFor(r, pol.consumer),
 			Publisher:   s.js,
-			Handler:     s.handlerFor(tw),
+			Handler:     s.traced(r.Target, s.handlerFor(tw)),
 			DLQSubject:  func(string) string { return streams.DLQSubject(streams.StageForwarder, r.Target) },
 			Concurrency: pol.concurrency,
 			MaxDeliver:  pol.consumer.MaxDeliver,
@@ -406,11 +412,13 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.ownsConn {
 		err = errors.Join(err, natsconn.Drain(s.nc, s.cfg.ShutdownGrace))
 	}
+	err = errors.Join(err, s.tracer.Close()) // the last spans
 	s.log.Info("forwarder stopped")
 	return err
 }
 
 func (s *Service) close() {
+	_ = s.tracer.Close()
 	if s.requests != nil {
 		_ = s.requests.Stop()
 	}

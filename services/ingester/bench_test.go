@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/zen-twilio/zen/pkg/twiliosig"
-	"github.com/zen-twilio/zen/pkg/webform"
 )
 
 // BenchmarkRequestPath is the ingester's CPU work per request without NATS:
@@ -20,7 +19,7 @@ func BenchmarkRequestPath(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		params, err := webform.Parse(body)
+		params, err := url.ParseQuery(body)
 		if err != nil {
 			b.Fatal(err)
 		}

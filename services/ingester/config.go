@@ -14,6 +14,7 @@ import (
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/tracing"
 	"github.com/zen-twilio/zen/pkg/twiliosig"
 )
 
@@ -42,8 +43,21 @@ type Config struct {
 	accountTokensVar string
 	// InsecureSkipSignature accepts unsigned requests: local experiments only.
 	InsecureSkipSignature bool
-	// MaxBodyBytes bounds a request body (413 beyond).
-	MaxBodyBytes int64
+	// MaxBodyBytes bounds a request body (413 beyond); MaxFormParams its
+	// parameters (413 beyond).
+	MaxBodyBytes  int64
+	MaxFormParams int
+	// A body must arrive within BodyReadTimeout + its size/BodyMinRate
+	// (bytes per second), else 408: a slow client frees its connection in
+	// seconds.
+	BodyReadTimeout time.Duration
+	BodyMinRate     int64
+	// BodyMemoryBytes bounds the bytes of all bodies held at once, charged
+	// as they arrive (503 beyond); MaxConnections the open connections
+	// (more wait to be accepted). Together they bound the ingester's memory
+	// under any flood (docs/configuration.md#memory).
+	BodyMemoryBytes int64
+	MaxConnections  int
 	// PublishTimeout bounds the wait for JetStream's acknowledgement (503 beyond).
 	PublishTimeout time.Duration
 	// MaxInFlight bounds requests being published at once; more get 503
@@ -70,6 +84,8 @@ type Config struct {
 	// (CAPACITY_EVENTS_PER_SECOND, NATS_MEMORY_LIMIT, NATS_MAX_STORE).
 	Capacity streams.Capacity
 	LogLevel string
+	// Tracing is where spans go (the OTEL_* variables); off by default.
+	Tracing tracing.Config
 
 	// Conn, when set, is used instead of connecting to NATS.URL (zen dev,
 	// tests); the caller keeps ownership.
@@ -80,11 +96,23 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultMaxBodyBytes is 128 KiB. Twilio's bodies are a few KB (the
+// largest fixture, an Event Streams batch, is 3.5 KB); the largest a classic
+// callback can be is an SMS of 1,600 four-byte characters, percent-encoded
+// (19.2 KB), or a Conversations message with its 16 KiB of attributes
+// encoded (up to 48 KiB) and its body: 128 KiB holds twice that.
+const DefaultMaxBodyBytes = 128 << 10
+
 // DefaultConfig returns the defaults (no tokens, no public URL).
 func DefaultConfig() Config {
 	return Config{
 		ListenAddr:        ":8080",
-		MaxBodyBytes:      1 << 20,
+		MaxBodyBytes:      DefaultMaxBodyBytes,
+		MaxFormParams:     256,
+		BodyReadTimeout:   2 * time.Second,
+		BodyMinRate:       16 << 10,
+		BodyMemoryBytes:   16 << 20,
+		MaxConnections:    2048,
 		PublishTimeout:    5 * time.Second,
 		MaxInFlight:       128,
 		RetryAfter:        5 * time.Second,
@@ -109,6 +137,11 @@ func readConfig(r *envconf.Reader) Config {
 	c.AccountTokens, c.accountTokensVar = readAccountTokens(r)
 	c.InsecureSkipSignature = r.Bool("INSECURE_SKIP_SIGNATURE", false)
 	c.MaxBodyBytes = r.Int64("MAX_BODY_BYTES", c.MaxBodyBytes)
+	c.MaxFormParams = r.Int("MAX_FORM_PARAMS", c.MaxFormParams)
+	c.BodyReadTimeout = r.Duration("BODY_READ_TIMEOUT", c.BodyReadTimeout)
+	c.BodyMinRate = r.Int64("BODY_MIN_RATE", c.BodyMinRate)
+	c.BodyMemoryBytes = r.Int64("BODY_MEMORY_BYTES", c.BodyMemoryBytes)
+	c.MaxConnections = r.Int("MAX_CONNECTIONS", c.MaxConnections)
 	c.PublishTimeout = r.Duration("PUBLISH_TIMEOUT", c.PublishTimeout)
 	c.MaxInFlight = r.Int("MAX_IN_FLIGHT", c.MaxInFlight)
 	c.RetryAfter = r.Duration("RETRY_AFTER", c.RetryAfter)
@@ -121,6 +154,7 @@ func readConfig(r *envconf.Reader) Config {
 	c.Streams = streams.ConfigFromEnv(r)
 	c.Capacity = streams.CapacityFromEnv(r)
 	c.LogLevel = r.String("LOG_LEVEL", c.LogLevel)
+	c.Tracing = tracing.ConfigFromEnv(r, "zen-ingester")
 	return c
 }
 
@@ -203,6 +237,21 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		fail("MAX_BODY_BYTES", "must be > 0, got %d", c.MaxBodyBytes)
+	}
+	if c.MaxFormParams < 1 {
+		fail("MAX_FORM_PARAMS", "must be >= 1, got %d", c.MaxFormParams)
+	}
+	if c.BodyReadTimeout <= 0 {
+		fail("BODY_READ_TIMEOUT", "must be > 0, got %s", c.BodyReadTimeout)
+	}
+	if c.BodyMinRate < 1 {
+		fail("BODY_MIN_RATE", "must be >= 1 (bytes per second), got %d", c.BodyMinRate)
+	}
+	if c.BodyMemoryBytes < c.MaxBodyBytes {
+		fail("BODY_MEMORY_BYTES", "must be >= MAX_BODY_BYTES (%d), got %d", c.MaxBodyBytes, c.BodyMemoryBytes)
+	}
+	if c.MaxConnections < 1 {
+		fail("MAX_CONNECTIONS", "must be >= 1, got %d", c.MaxConnections)
 	}
 	if c.PublishTimeout <= 0 || c.PublishTimeout > 14*time.Second {
 		fail("PUBLISH_TIMEOUT", "must be > 0 and < 15s (Twilio's timeout), got %s", c.PublishTimeout)

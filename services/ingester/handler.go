@@ -20,7 +20,6 @@ import (
 
 	"github.com/zen-twilio/zen/pkg/streams"
 	"github.com/zen-twilio/zen/pkg/twiliosig"
-	"github.com/zen-twilio/zen/pkg/webform"
 	"github.com/zen-twilio/zen/pkg/zen"
 )
 
@@ -33,8 +32,10 @@ const (
 	ctJSON = "application/json"
 )
 
-// webhookHandler checks, in order: method (405), content type (415), size
-// (413), encoding (400), signature (403); then resolves the event, publishes
+// webhookHandler checks, cheapest first: method (405), content type (415),
+// announced size (413), a missing signature (403); then reads the body under
+// its deadline and budget (408, 413, 503), counts its parameters (413),
+// parses it (400) and verifies the signature (403); then resolves the event, publishes
 // the raw body and answers only after JetStream's acknowledgement (503 with
 // Retry-After when that does not come in time). Nothing is published for a
 // rejected request.
@@ -43,7 +44,9 @@ func (s *Service) webhookHandler() http.Handler {
 		start := time.Now()
 		reqID := newID()
 		out := outcome{event: "none"}
+		r, span := s.startSpan(r)
 		code := s.serveWebhook(w, r, reqID, &out)
+		endSpan(span, reqID, &out, code)
 		s.metrics.request(out.event, code)
 		s.metrics.latency.Observe(time.Since(start).Seconds())
 		lvl := zap.DebugLevel
@@ -137,6 +140,33 @@ func reject(w http.ResponseWriter, code int, msg string) int {
 	return code
 }
 
+// forbid answers 403 and records why (the log line and the metric; never
+// the answer).
+func (s *Service) forbid(w http.ResponseWriter, out *outcome, reason, fullURL string) int {
+	out.reason, out.url = reason, fullURL
+	s.metrics.signatures.WithLabelValues(reason).Inc()
+	return reject(w, http.StatusForbidden, "forbidden")
+}
+
+// mediaType is ctForm or ctJSON for a content type the ingester takes,
+// else "". Twilio's exact header needs no parsing.
+func mediaType(ctype string) string {
+	if ctype == ctForm {
+		return ctForm
+	}
+	mt, _, err := mime.ParseMediaType(ctype)
+	if err != nil || (mt != ctForm && mt != ctJSON) {
+		return ""
+	}
+	return mt
+}
+
+// tooManyParams reports whether a query or form has more than max
+// parameters, counted before anything is parsed.
+func tooManyParams(query string, max int) bool {
+	return strings.Count(query, "&") >= max
+}
+
 // shed answers 503 with Retry-After: Twilio retries later.
 func (s *Service) shed(w http.ResponseWriter) int {
 	w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
@@ -148,72 +178,74 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 	receivedAt := s.cfg.Now().UTC()
 	fullURL := s.cfg.PublicURL + r.RequestURI
 
-	// Shed load instead of queueing, in two places. Before reading a body:
-	// at most 2×MAX_IN_FLIGHT requests hold one, so memory stays bounded
-	// under a flood and slow clients cannot starve real ones of the publish
-	// slots. Before publishing (below): at most MAX_IN_FLIGHT wait for
-	// JetStream's acknowledgement.
-	select {
-	case s.reading <- struct{}{}:
-		defer func() { <-s.reading }()
+	// The cheapest rejections first: method, content type, announced size
+	// and a missing signature need no byte of the body.
+	var ctype, mt string // as received, and which of ctForm, ctJSON
+	switch r.Method {
+	case http.MethodGet:
+		ctype, mt = ctForm, ctForm
+	case http.MethodPost:
+		ctype = r.Header.Get("Content-Type")
+		if mt = mediaType(ctype); mt == "" {
+			return reject(w, http.StatusUnsupportedMediaType, "unsupported content type: send application/x-www-form-urlencoded or application/json")
+		}
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			w.Header().Set("Connection", "close")
+			return reject(w, http.StatusRequestEntityTooLarge, "request body too large")
+		}
 	default:
-		return s.shed(w)
+		w.Header().Set("Allow", "GET, POST")
+		return reject(w, http.StatusMethodNotAllowed, "method not allowed")
+	}
+	sig := r.Header.Get(zen.HeaderTwilioSignature)
+	if s.keyring != nil && sig == "" {
+		// Close rather than let net/http drain the unread body first.
+		w.Header().Set("Connection", "close")
+		return s.forbid(w, out, reasonMissingSignature, fullURL)
 	}
 
 	var (
 		body     []byte
 		params   url.Values
 		jsonBody []byte
-		ctype    string
 	)
-	switch r.Method {
-	case http.MethodGet:
+	if r.Method == http.MethodGet {
+		if tooManyParams(r.URL.RawQuery, s.cfg.MaxFormParams) {
+			return reject(w, http.StatusRequestEntityTooLarge, "too many parameters")
+		}
 		params = r.URL.Query()
-		body, ctype = []byte(r.URL.RawQuery), ctForm
-	case http.MethodPost:
-		ctype = r.Header.Get("Content-Type")
-		mt := ctForm // Twilio's exact header needs no parsing
-		if ctype != ctForm {
-			parsed, _, err := mime.ParseMediaType(ctype)
-			if err != nil || (parsed != ctForm && parsed != ctJSON) {
-				return reject(w, http.StatusUnsupportedMediaType, "unsupported content type: send application/x-www-form-urlencoded or application/json")
-			}
-			mt = parsed
-		}
-		if r.ContentLength > s.cfg.MaxBodyBytes {
-			return reject(w, http.StatusRequestEntityTooLarge, "request body too large")
-		}
-		var err error
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		body = []byte(r.URL.RawQuery)
+	} else {
+		var (
+			held int64
+			err  error
+		)
+		body, held, err = s.readBody(w, r)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return reject(w, http.StatusRequestEntityTooLarge, "request body too large")
+			if err == errBodyBudget {
+				return s.shed(w)
 			}
-			return reject(w, http.StatusBadRequest, "could not read the request body")
+			return reject(w, bodyStatus(err), err.Error())
 		}
+		defer s.bodies.give(held)
 		if mt == ctJSON {
 			if !json.Valid(body) {
 				return reject(w, http.StatusBadRequest, "malformed JSON body")
 			}
 			jsonBody = body
 		} else {
-			params, err = webform.Parse(string(body))
-			if err != nil {
+			if tooManyParams(string(body), s.cfg.MaxFormParams) {
+				return reject(w, http.StatusRequestEntityTooLarge, "too many form parameters")
+			}
+			if params, err = url.ParseQuery(string(body)); err != nil {
 				return reject(w, http.StatusBadRequest, "malformed form body")
 			}
 		}
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		return reject(w, http.StatusMethodNotAllowed, "method not allowed")
 	}
 
-	sig := r.Header.Get(zen.HeaderTwilioSignature)
 	if s.keyring != nil {
 		if reason := s.verify(r, fullURL, params, jsonBody, sig); reason != "" {
-			out.reason, out.url = reason, fullURL
-			s.metrics.signatures.WithLabelValues(reason).Inc()
-			return reject(w, http.StatusForbidden, "forbidden")
+			return s.forbid(w, out, reason, fullURL)
 		}
 	}
 
@@ -221,6 +253,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 	// X-Twilio-Event is neither (and real Twilio never sends it), so it
 	// has no say in the event type.
 	out.event = Resolve(r.PathValue("event"), params, jsonBody, s.known)
+	s.traceSid(r.Context(), params)
 
 	select {
 	case s.inflight <- struct{}{}:
@@ -257,7 +290,7 @@ func (s *Service) serveWebhook(w http.ResponseWriter, r *http.Request, reqID str
 		return reject(w, http.StatusServiceUnavailable, "temporarily unavailable, retry later")
 	}
 	pstart := time.Now()
-	err := s.publish(msg)
+	err := s.publish(r.Context(), msg)
 	s.metrics.publish.Observe(time.Since(pstart).Seconds())
 	if err != nil {
 		s.log.Warn("publish not acknowledged", zap.String("request_id", reqID), zap.String("event", out.event), zap.Error(err))

@@ -20,12 +20,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
 	"github.com/zen-twilio/zen/pkg/httpserve"
 	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/tracing"
 	"github.com/zen-twilio/zen/pkg/twiliosig"
 )
 
@@ -43,9 +45,10 @@ type Service struct {
 	ops       *httpserve.Ops
 	metrics   *metrics
 	inflight  chan struct{} // publish slots (MAX_IN_FLIGHT)
-	reading   chan struct{} // body slots (2×MAX_IN_FLIGHT)
+	bodies    *bodyBudget   // the bodies held at once (BODY_MEMORY_BYTES)
 	handler   http.Handler
 	requests  *natsconn.Requests // the publishes, sent in groups
+	tracer    *tracing.Tracer
 
 	streamsMu sync.Mutex
 	streamsOK bool
@@ -63,7 +66,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: log, inflight: make(chan struct{}, cfg.MaxInFlight), reading: make(chan struct{}, 2*cfg.MaxInFlight), known: knownEvents,
+	s := &Service{cfg: cfg, log: log, inflight: make(chan struct{}, cfg.MaxInFlight), known: knownEvents,
+		bodies: &bodyBudget{limit: cfg.BodyMemoryBytes},
 		responses: map[string]pack.Response{
 			EventIncomingMessage: {ContentType: "text/xml", Body: "<Response/>"},
 			EventIncomingCall:    {ContentType: "text/xml", Body: "<Response/>"},
@@ -99,7 +103,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
 	} else {
-		nc, err := cfg.NATS.Connect("zen-ingester")
+		nc, err := cfg.NATS.Connect("zen-ingester", log)
 		if err != nil {
 			return nil, err
 		}
@@ -132,7 +136,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			return nil, fmt.Errorf("env var `LISTEN_ADDR`: %w", err)
 		}
 	}
-	s.ln = framingListener{ln}
+	s.ln = framingListener{netutil.LimitListener(ln, cfg.MaxConnections)}
+	if s.tracer, err = tracing.New(ctx, cfg.Tracing, tracingScope, log); err != nil {
+		if cfg.Listener == nil {
+			ln.Close()
+		}
+		s.closeConn()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -169,6 +180,7 @@ func (s *Service) Run(ctx context.Context) error {
 			err = errors.Join(err, derr)
 		}
 	}
+	err = errors.Join(err, s.tracer.Close()) // the last spans
 	s.log.Info("ingester stopped")
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/zen-twilio/zen/pkg/natsconn"
+	"github.com/zen-twilio/zen/pkg/tracing"
 )
 
 // publish stores m in JetStream and returns once the stream has
@@ -23,17 +24,26 @@ import (
 // stream leader for a moment) goes to the library, which retries it;
 // Nats-Msg-Id makes that second publish a duplicate if the first was stored
 // after all.
-func (s *Service) publish(m *nats.Msg) error {
+//
+// The trace context of ctx's span, if any, goes into m's headers and the
+// stream sequence onto the span.
+func (s *Service) publish(ctx context.Context, m *nats.Msg) error {
+	s.tracer.Inject(ctx, tracing.HeaderCarrier(m.Header))
 	resp, err := s.requests.Do(m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
+		pctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
 		defer cancel()
-		_, err = s.js.PublishMsg(ctx, m)
+		ack, err := s.js.PublishMsg(pctx, m)
+		if err == nil {
+			s.traceStored(ctx, ack, nil)
+		}
 		return err
 	case err != nil:
 		return err
 	}
-	_, err = natsconn.PubAck(resp.Data)
+	if _, err = natsconn.PubAck(resp.Data); err == nil {
+		s.traceStored(ctx, nil, resp.Data)
+	}
 	return err
 }

@@ -66,7 +66,7 @@ func publishingService(tb testing.TB, nc *nats.Conn, js jetstream.JetStream, tim
 func (r *replyWith) both(tb testing.TB, s *Service, subject string, ack []byte) (ours, lib error) {
 	m := &nats.Msg{Subject: subject, Data: []byte("body"), Header: nats.Header{"Nats-Msg-Id": {"id"}}}
 	r.reply <- ack
-	ours = s.publish(m)
+	ours = s.publish(context.Background(), m)
 	r.reply <- ack
 	_, lib = s.js.PublishMsg(context.Background(), m)
 	return ours, lib
@@ -140,10 +140,10 @@ func TestPublishAgainstARealStream(t *testing.T) {
 		return &nats.Msg{Subject: subject, Data: []byte("MessageSid=SM1"), Header: nats.Header{"Nats-Msg-Id": {id}}}
 	}
 	subj := streams.RawSubject(EventMessageStatus)
-	if err := s.publish(msg(subj, "h-1")); err != nil {
+	if err := s.publish(context.Background(), msg(subj, "h-1")); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	if err := s.publish(msg(subj, "h-1")); err != nil {
+	if err := s.publish(context.Background(), msg(subj, "h-1")); err != nil {
 		t.Fatalf("publish of a duplicate: %v", err)
 	}
 	raw, err := js.Stream(ctx, streams.StreamRaw)
@@ -157,10 +157,10 @@ func TestPublishAgainstARealStream(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FULL", Subjects: []string{"full.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.publish(msg("full.a", "f-1")); err != nil {
+	if err := s.publish(context.Background(), msg("full.a", "f-1")); err != nil {
 		t.Fatal(err)
 	}
-	err = s.publish(msg("full.a", "f-2"))
+	err = s.publish(context.Background(), msg("full.a", "f-2"))
 	_, lib := sjs.PublishMsg(ctx, msg("full.a", "f-3"))
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || !sameError(err, lib) {
@@ -168,7 +168,7 @@ func TestPublishAgainstARealStream(t *testing.T) {
 	}
 
 	start := time.Now()
-	err = s.publish(msg("nostream.a", "n-1"))
+	err = s.publish(context.Background(), msg("nostream.a", "n-1"))
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Errorf("no stream on the subject: %v, want %v", err, jetstream.ErrNoStreamResponse)
 	}
@@ -214,7 +214,7 @@ func BenchmarkPublish(b *testing.B) {
 			_, err := js.PublishMsg(ctx, m)
 			return err
 		}},
-		{"publish", s.publish},
+		{"publish", func(m *nats.Msg) error { return s.publish(context.Background(), m) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

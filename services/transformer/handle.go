@@ -10,9 +10,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/tracing"
 	"github.com/zen-twilio/zen/pkg/transform"
 	"github.com/zen-twilio/zen/pkg/worker"
 	"github.com/zen-twilio/zen/pkg/zen"
@@ -35,16 +37,20 @@ func (s *Service) handleBatch(ctx context.Context, msgs []jetstream.Msg) []worke
 		acked int     // events stored
 		errs  []error // why the others were not
 		types []string
+		span  trace.Span
 	}
 	var waiting []*pending
 	events := 0
 	for i, m := range msgs {
-		p, out, ok := s.prepare(ctx, m)
+		mctx, span := s.startSpan(ctx, m)
+		p, out, ok := s.prepare(mctx, m)
 		if !ok {
 			outs[i] = out
+			tracing.EndOutcome(span, out)
 			continue
 		}
-		waiting = append(waiting, &pending{i: i, p: p})
+		tracePrepared(span, p)
+		waiting = append(waiting, &pending{i: i, p: p, span: span})
 		events += len(p.events)
 	}
 	if len(waiting) == 0 {
@@ -93,12 +99,14 @@ collect:
 			s.log.Warn("event publish not acknowledged; will retry", zap.Uint64("raw_seq", w.p.rawSeq), zap.Error(err))
 			s.metrics.events.WithLabelValues(w.p.event, "retry").Inc()
 			outs[w.i] = worker.Retry(0, ReasonPublish, err)
+			tracing.EndOutcome(w.span, outs[w.i])
 			continue
 		}
 		for _, t := range w.types {
 			s.metrics.events.WithLabelValues(t, "published").Inc()
 		}
 		outs[w.i] = worker.Ack()
+		tracing.EndOutcome(w.span, outs[w.i])
 	}
 	return outs
 }
@@ -153,6 +161,7 @@ func (s *Service) prepare(ctx context.Context, m jetstream.Msg) (prepared, worke
 			out.Header.Set(zen.HeaderRequestID, v)
 		}
 		out.Header.Set(zen.HeaderReceivedAt, received.UTC().Format(time.RFC3339Nano))
+		s.tracer.Inject(ctx, tracing.HeaderCarrier(out.Header)) // before the request's own
 		carryRequestHeaders(out.Header, h)
 		p.events[i] = out
 	}

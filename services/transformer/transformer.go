@@ -22,6 +22,7 @@ import (
 	"github.com/zen-twilio/zen/pkg/natsconn"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
+	"github.com/zen-twilio/zen/pkg/tracing"
 	"github.com/zen-twilio/zen/pkg/transform"
 	"github.com/zen-twilio/zen/pkg/worker"
 )
@@ -39,6 +40,7 @@ type Service struct {
 	ops      *httpserve.Ops
 	ln       net.Listener
 	metrics  *metrics
+	tracer   *tracing.Tracer
 }
 
 // New loads the package, connects to NATS (or uses cfg.Conn) and prepares
@@ -70,7 +72,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
 	} else {
-		nc, err := cfg.NATS.Connect("zen-transformer")
+		nc, err := cfg.NATS.Connect("zen-transformer", log)
 		if err != nil {
 			return nil, err
 		}
@@ -81,6 +83,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	if s.requests, err = natsconn.NewRequests(s.nc, cfg.PublishTimeout); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.tracer, err = tracing.New(ctx, cfg.Tracing, tracingScope, log); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -165,11 +171,13 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.ownsConn {
 		err = errors.Join(err, natsconn.Drain(s.nc, s.cfg.ShutdownGrace))
 	}
+	err = errors.Join(err, s.tracer.Close()) // the last spans
 	s.log.Info("transformer stopped")
 	return err
 }
 
 func (s *Service) close() {
+	_ = s.tracer.Close()
 	if s.requests != nil {
 		_ = s.requests.Stop()
 	}

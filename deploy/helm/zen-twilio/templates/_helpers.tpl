@@ -59,7 +59,7 @@ zen.str: a value as the services read it. YAML numbers arrive as float64
 {{- end }}
 {{- end }}
 
-{{/* zen.secretEnv: variable -> {name, key} as secretKeyRef env entries. */}}
+{{/* zen.secretEnv: variable -> {name, key[, optional]} as secretKeyRef env entries. */}}
 {{- define "zen.secretEnv" -}}
 {{- range $k, $ref := . }}
 - name: {{ $k }}
@@ -67,6 +67,9 @@ zen.str: a value as the services read it. YAML numbers arrive as float64
     secretKeyRef:
       name: {{ required (printf "the Secret name of %s is required" $k) $ref.name }}
       key: {{ required (printf "the Secret key of %s is required" $k) $ref.key }}
+      {{- if $ref.optional }}
+      optional: true
+      {{- end }}
 {{- end }}
 {{- end }}
 

@@ -1,10 +1,10 @@
 // Command forwarder delivers Zen events to the warehouse.
-// Configuration: environment variables (see services/forwarder/config.go).
+// Configuration: environment variables (`forwarder --help`, and
+// docs/configuration.md).
 package main
 
 import (
 	"context"
-	"os"
 
 	"go.uber.org/zap"
 
@@ -16,16 +16,21 @@ import (
 var version = "dev"
 
 func main() {
-	servicemain.Run("forwarder", func(ctx context.Context, logger *zap.Logger) error {
-		cfg, err := forwarder.ConfigFromEnv(os.LookupEnv)
-		if err != nil {
-			return err
-		}
-		cfg.Version = version
-		svc, err := forwarder.New(ctx, cfg, logger)
-		if err != nil {
-			return err
-		}
-		return svc.Run(ctx)
+	servicemain.Main(servicemain.Service[forwarder.Config]{
+		Name:    "forwarder",
+		Summary: "forwarder delivers the Zen events of ZEN_EVENTS to the targets of the transform package (the warehouse), once per event.",
+		Version: version,
+		Vars:    forwarder.ConfigVars(),
+		Help:    help,
+		Note:    "The transform package's {{NAME}} placeholders are read from the environment too:\nCOMMS_WAREHOUSE_URL (an absolute http(s) URL), COMMS_WAREHOUSE_TOKEN, and any other the package names.",
+		Config:  forwarder.ConfigFromEnv,
+		Run: func(ctx context.Context, cfg forwarder.Config, logger *zap.Logger) error {
+			cfg.Version = version
+			svc, err := forwarder.New(ctx, cfg, logger)
+			if err != nil {
+				return err
+			}
+			return svc.Run(ctx)
+		},
 	})
 }

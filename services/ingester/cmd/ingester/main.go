@@ -1,10 +1,10 @@
 // Command ingester receives Twilio webhooks and stores them in JetStream.
-// Configuration: environment variables (see services/ingester/config.go).
+// Configuration: environment variables (`ingester --help`, and
+// docs/configuration.md).
 package main
 
 import (
 	"context"
-	"os"
 
 	"go.uber.org/zap"
 
@@ -12,16 +12,23 @@ import (
 	"github.com/zen-twilio/zen/services/ingester"
 )
 
+// version is set at build time (-ldflags -X main.version=…).
+var version = "dev"
+
 func main() {
-	servicemain.Run("ingester", func(ctx context.Context, logger *zap.Logger) error {
-		cfg, err := ingester.ConfigFromEnv(os.LookupEnv)
-		if err != nil {
-			return err
-		}
-		svc, err := ingester.New(ctx, cfg, logger)
-		if err != nil {
-			return err
-		}
-		return svc.Run(ctx)
+	servicemain.Main(servicemain.Service[ingester.Config]{
+		Name:    "ingester",
+		Summary: "ingester receives Twilio webhooks, verifies X-Twilio-Signature and stores each request in the TWILIO_RAW stream before it answers.",
+		Version: version,
+		Vars:    ingester.ConfigVars(),
+		Help:    help,
+		Config:  ingester.ConfigFromEnv,
+		Run: func(ctx context.Context, cfg ingester.Config, logger *zap.Logger) error {
+			svc, err := ingester.New(ctx, cfg, logger)
+			if err != nil {
+				return err
+			}
+			return svc.Run(ctx)
+		},
 	})
 }

@@ -1,10 +1,10 @@
 // Command transformer turns raw Twilio requests into Zen events.
-// Configuration: environment variables (see services/transformer/config.go).
+// Configuration: environment variables (`transformer --help`, and
+// docs/configuration.md).
 package main
 
 import (
 	"context"
-	"os"
 
 	"go.uber.org/zap"
 
@@ -12,16 +12,23 @@ import (
 	"github.com/zen-twilio/zen/services/transformer"
 )
 
+// version is set at build time (-ldflags -X main.version=…).
+var version = "dev"
+
 func main() {
-	servicemain.Run("transformer", func(ctx context.Context, logger *zap.Logger) error {
-		cfg, err := transformer.ConfigFromEnv(os.LookupEnv)
-		if err != nil {
-			return err
-		}
-		svc, err := transformer.New(ctx, cfg, logger)
-		if err != nil {
-			return err
-		}
-		return svc.Run(ctx)
+	servicemain.Main(servicemain.Service[transformer.Config]{
+		Name:    "transformer",
+		Summary: "transformer turns the raw Twilio requests of TWILIO_RAW into Zen events on ZEN_EVENTS, by the rules of the transform package.",
+		Version: version,
+		Vars:    transformer.ConfigVars(),
+		Help:    help,
+		Config:  transformer.ConfigFromEnv,
+		Run: func(ctx context.Context, cfg transformer.Config, logger *zap.Logger) error {
+			svc, err := transformer.New(ctx, cfg, logger)
+			if err != nil {
+				return err
+			}
+			return svc.Run(ctx)
+		},
 	})
 }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zen-twilio/zen/pkg/servicemain/servicetest"
+	"github.com/zen-twilio/zen/services/transformer"
+)
+
+// bin is the transformer binary, built once by TestMain.
+var bin string
+
+func TestMain(m *testing.M) { servicetest.Main(m, "transformer", &bin) }
+
+func TestCommandLine(t *testing.T) {
+	servicetest.CheckCommandLine(t, bin, "transformer", transformer.ConfigVars())
+}
+
+// Every description of help names a variable the transformer reads.
+func TestHelpDescribesReadVariables(t *testing.T) {
+	vars := transformer.ConfigVars()
+	for v := range help {
+		if !slices.Contains(vars, v) {
+			t.Errorf("help describes %s, which the transformer does not read", v)
+		}
+	}
+}
+
+func TestBadConfigurationExits2WithPlainLines(t *testing.T) {
+	code, stdout, stderr := servicetest.Run(t, bin, map[string]string{
+		"TRANSFORMER_CONCURRENCY": "0", "TRANSFORMER_REDACT_KEY": "short", "NATS_URL": "http://nats:4222", "LOG_LEVEL": "chatty",
+	})
+	if code != 2 || stdout != "" {
+		t.Errorf("exit %d, stdout %q; want 2 and nothing", code, stdout)
+	}
+	servicetest.CheckPlainErrors(t, "transformer", stderr,
+		"transformer: env var `TRANSFORMER_CONCURRENCY` must be >= 1, got 0",
+		"transformer: env var `TRANSFORMER_REDACT_KEY` must be at least 32 bytes",
+		`transformer: env var `+"`NATS_URL`"+` must be nats://host:port URLs, comma-separated (or tls://, ws://, wss://), got "http://nats:4222"`,
+		"transformer: env var `LOG_LEVEL` must be debug, info, warn or error")
+	if strings.Contains(stderr, "short") {
+		t.Error("the redact key is in the error")
+	}
+}
+
+// NATS unreachable: said with the URL, /readyz 503; SIGTERM stops it
+// cleanly (exit 0, no stack trace).
+func TestSIGTERMWithoutNATSExits0(t *testing.T) {
+	natsAddr, addr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
+	p := servicetest.Start(t, bin, map[string]string{
+		"PACKAGE_DIR": servicetest.RepoPath(t, "packages/transforms/twilio/v1"), "LISTEN_ADDR": addr, "NATS_URL": "nats://" + natsAddr,
+	})
+	p.WaitFor(t, "cannot reach NATS at nats://"+natsAddr+": connection refused; retrying in ", 10*time.Second)
+	if code, err := servicetest.Status("http://" + addr + "/readyz"); err != nil || code != 503 {
+		t.Errorf("/readyz without NATS = %d, %v; want 503", code, err)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr:\n%s", code, p.Stderr())
+	}
+	servicetest.CheckNoCrash(t, p.Stderr())
+}
