@@ -12,6 +12,10 @@
 //     permissions are proven live against a real nats-server process, with
 //     the three services running under their own users end to end.
 //
+// deploy/helm/zen-twilio is the same deployment as a Helm chart; its tests
+// render it with the Helm Go SDK, decode it as strictly and compare it with
+// the kustomize prod overlay field by field.
+//
 // The module is outside go.work: run its tests with
 //
 //	cd deploy && GOWORK=off go test -race ./...

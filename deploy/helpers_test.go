@@ -88,24 +88,33 @@ func render(name string) (*Rendered, error) {
 		if err != nil {
 			return nil, err
 		}
-		var head struct {
-			APIVersion string            `json:"apiVersion"`
-			Kind       string            `json:"kind"`
-			Metadata   metav1.ObjectMeta `json:"metadata"`
-		}
-		if err := yaml.Unmarshal(b, &head); err != nil {
-			return nil, err
-		}
-		typed, err := decodeStrict(head.APIVersion, head.Kind, b)
+		o, err := decodeObject(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s/%s: %w", name, head.Kind, head.Metadata.Name, err)
+			return nil, fmt.Errorf("%s %w", name, err)
 		}
-		out.Objects = append(out.Objects, Object{
-			APIVersion: head.APIVersion, Kind: head.Kind,
-			Name: head.Metadata.Name, Namespace: head.Metadata.Namespace, Typed: typed,
-		})
+		out.Objects = append(out.Objects, o)
 	}
 	return out, nil
+}
+
+// decodeObject decodes one rendered manifest strictly into its type.
+func decodeObject(b []byte) (Object, error) {
+	var head struct {
+		APIVersion string            `json:"apiVersion"`
+		Kind       string            `json:"kind"`
+		Metadata   metav1.ObjectMeta `json:"metadata"`
+	}
+	if err := yaml.Unmarshal(b, &head); err != nil {
+		return Object{}, err
+	}
+	typed, err := decodeStrict(head.APIVersion, head.Kind, b)
+	if err != nil {
+		return Object{}, fmt.Errorf("%s/%s: %w", head.Kind, head.Metadata.Name, err)
+	}
+	return Object{
+		APIVersion: head.APIVersion, Kind: head.Kind,
+		Name: head.Metadata.Name, Namespace: head.Metadata.Namespace, Typed: typed,
+	}, nil
 }
 
 // decodeStrict decodes b into the Go type of apiVersion/kind, failing on any
