@@ -21,7 +21,10 @@ import (
 // Run runs service name until run returns; SIGINT or SIGTERM cancels its
 // context. It does not return when run fails.
 func Run(name string, run func(ctx context.Context, logger *zap.Logger) error) {
-	gctune.Apply()
+	if err := gctune.Apply(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger, err := logging.New(envconf.New(nil).String("LOG_LEVEL", "info"), false)
