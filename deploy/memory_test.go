@@ -67,4 +67,3 @@ type resourceRef struct {
 	container, resource string
 	divisor             resource.Quantity
 }
-
