@@ -143,6 +143,8 @@ func decodeStrict(apiVersion, kind string, b []byte) (any, error) {
 		v = &ScaledObject{}
 	case "monitoring.coreos.com/v1/PrometheusRule":
 		v = &PrometheusRule{}
+	case "monitoring.coreos.com/v1/PodMonitor":
+		v = &PodMonitor{}
 	default:
 		return nil, fmt.Errorf("no Go type registered for %s %s: add it to decodeStrict", apiVersion, kind)
 	}
@@ -269,6 +271,30 @@ type PrometheusRule struct {
 	} `json:"spec"`
 }
 
+// PodMonitor is the Prometheus Operator's monitoring.coreos.com/v1
+// PodMonitor (the fields we use).
+type PodMonitor struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		JobLabel        string               `json:"jobLabel,omitempty"`
+		PodTargetLabels []string             `json:"podTargetLabels,omitempty"`
+		Selector        metav1.LabelSelector `json:"selector"`
+		// NamespaceSelector: empty means the PodMonitor's own namespace.
+		NamespaceSelector *struct {
+			Any        bool     `json:"any,omitempty"`
+			MatchNames []string `json:"matchNames,omitempty"`
+		} `json:"namespaceSelector,omitempty"`
+		PodMetricsEndpoints []struct {
+			Port     string `json:"port"`
+			Path     string `json:"path,omitempty"`
+			Scheme   string `json:"scheme,omitempty"`
+			Interval string `json:"interval,omitempty"`
+		} `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
 // all returns the objects of type T.
 func all[T any](r *Rendered) []T {
 	var out []T
@@ -295,6 +321,7 @@ func one[T interface{ GetName() string }](tb testing.TB, r *Rendered, name strin
 
 func (s *ScaledObject) GetName() string   { return s.Metadata.Name }
 func (p *PrometheusRule) GetName() string { return p.Metadata.Name }
+func (p *PodMonitor) GetName() string     { return p.Metadata.Name }
 
 // configMaps returns the rendered ConfigMaps by their (hashed) names.
 func (r *Rendered) configMaps() map[string]*corev1.ConfigMap {
@@ -310,23 +337,25 @@ type Workload struct {
 	Kind, Name string
 	Replicas   *int32
 	Labels     map[string]string
-	Pod        *corev1.PodSpec
+	// Annotations are the pod template's.
+	Annotations map[string]string
+	Pod         *corev1.PodSpec
 }
 
 // workloads returns every pod template: Deployments, StatefulSets, Jobs.
 func (r *Rendered) workloads() []Workload {
 	var out []Workload
 	for _, d := range all[*appsv1.Deployment](r) {
-		out = append(out, Workload{"Deployment", d.Name, d.Spec.Replicas, d.Spec.Template.Labels, &d.Spec.Template.Spec})
+		out = append(out, Workload{"Deployment", d.Name, d.Spec.Replicas, d.Spec.Template.Labels, d.Spec.Template.Annotations, &d.Spec.Template.Spec})
 	}
 	for _, s := range all[*appsv1.StatefulSet](r) {
-		out = append(out, Workload{"StatefulSet", s.Name, s.Spec.Replicas, s.Spec.Template.Labels, &s.Spec.Template.Spec})
+		out = append(out, Workload{"StatefulSet", s.Name, s.Spec.Replicas, s.Spec.Template.Labels, s.Spec.Template.Annotations, &s.Spec.Template.Spec})
 	}
 	for _, j := range all[*batchv1.Job](r) {
-		out = append(out, Workload{"Job", j.Name, nil, j.Spec.Template.Labels, &j.Spec.Template.Spec})
+		out = append(out, Workload{"Job", j.Name, nil, j.Spec.Template.Labels, j.Spec.Template.Annotations, &j.Spec.Template.Spec})
 	}
 	for _, p := range all[*corev1.Pod](r) {
-		out = append(out, Workload{"Pod", p.Name, nil, p.Labels, &p.Spec})
+		out = append(out, Workload{"Pod", p.Name, nil, p.Labels, p.Annotations, &p.Spec})
 	}
 	return out
 }

@@ -18,7 +18,8 @@ func TestRenderStrict(t *testing.T) {
 		"tools": {"Pod/nats-box"},
 		"prod": {"StatefulSet/nats", "Deployment/ingester", "Deployment/transformer", "Deployment/forwarder",
 			"Job/zen-streams-apply", "HorizontalPodAutoscaler/ingester", "ScaledObject/transformer", "ScaledObject/forwarder",
-			"Ingress/ingester", "PrometheusRule/zen-twilio", "ConfigMap/zen-grafana-dashboard", "NetworkPolicy/default-deny"},
+			"Ingress/ingester", "PrometheusRule/zen-twilio", "ConfigMap/zen-grafana-dashboard", "NetworkPolicy/default-deny",
+			"PodMonitor/zen-ingester", "PodMonitor/zen-transformer", "PodMonitor/zen-forwarder", "PodMonitor/zen-nats"},
 	}
 	for _, name := range []string{"base", "dev", "prod", "tools"} {
 		t.Run(name, func(t *testing.T) {
@@ -50,7 +51,7 @@ func TestDevHasNoAutoscalers(t *testing.T) {
 	r := mustRender(t, "dev")
 	for _, o := range r.Objects {
 		switch o.Kind {
-		case "HorizontalPodAutoscaler", "ScaledObject", "PrometheusRule":
+		case "HorizontalPodAutoscaler", "ScaledObject", "PrometheusRule", "PodMonitor":
 			t.Errorf("dev renders %s/%s", o.Kind, o.Name)
 		}
 	}
