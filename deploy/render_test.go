@@ -15,7 +15,7 @@ func TestRenderStrict(t *testing.T) {
 			"Ingress/ingester", "Service/ingester", "Service/nats", "Service/nats-headless", "NetworkPolicy/default-deny"},
 		"dev": {"StatefulSet/nats", "Deployment/ingester", "Deployment/transformer", "Deployment/forwarder",
 			"Job/zen-streams-apply", "Ingress/ingester", "NetworkPolicy/default-deny"},
-		"tools": {"Pod/nats-box"},
+		"tools": {"Deployment/nats-box"},
 		"prod": {"StatefulSet/nats", "Deployment/ingester", "Deployment/transformer", "Deployment/forwarder",
 			"Job/zen-streams-apply", "HorizontalPodAutoscaler/ingester", "ScaledObject/transformer", "ScaledObject/forwarder",
 			"Ingress/ingester", "PrometheusRule/zen-twilio", "ConfigMap/zen-grafana-dashboard", "NetworkPolicy/default-deny",

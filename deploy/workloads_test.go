@@ -413,7 +413,7 @@ func TestTerminationGrace(t *testing.T) {
 // secretRefs are the Secrets the manifests reference, with their keys; all
 // are created by the operator (deploy/k8s/README.md), none is rendered.
 var secretRefs = map[string][]string{
-	"zen-nats-users": {"admin", "provisioner", "ingester", "transformer", "forwarder"},
+	"zen-nats-users": {"admin", "provisioner", "ingester", "transformer", "forwarder", "system"},
 	"zen-twilio":     {"auth-token"},
 	"zen-warehouse":  {"token"},
 }
