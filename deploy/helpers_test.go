@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +34,37 @@ var kustomizations = map[string]string{
 	"prod": "k8s/overlays/prod",
 	// An operator's nats-box, applied by hand (deploy/k8s/README.md).
 	"tools": "k8s/tools",
+	// prod as an operator deploys it in another namespace: its
+	// kustomization's `namespace:` edited (otherNamespace), nothing else.
+	"prod-payments": "k8s/overlays/prod",
+}
+
+// otherNamespace are the kustomizations rendered with their `namespace:`
+// changed, by name.
+var otherNamespace = map[string]string{"prod-payments": "payments"}
+
+// withNamespace returns an in-memory copy of deploy/k8s in which the
+// kustomization in dir sets namespace ns instead of its own.
+func withNamespace(dir, ns string) (filesys.FileSystem, error) {
+	fs := filesys.MakeFsInMemory()
+	err := filepath.WalkDir("k8s", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if filepath.Dir(path) == dir && d.Name() == "kustomization.yaml" {
+			re := regexp.MustCompile(`(?m)^namespace: \S+$`)
+			if !re.Match(b) {
+				return fmt.Errorf("%s sets no namespace", path)
+			}
+			b = re.ReplaceAll(b, []byte("namespace: "+ns))
+		}
+		return fs.WriteFile(path, b)
+	})
+	return fs, err
 }
 
 // overlays are the kustomizations users apply.
@@ -77,8 +111,15 @@ func render(name string) (*Rendered, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown kustomization %q", name)
 	}
+	fs := filesys.MakeFsOnDisk()
+	if ns, ok := otherNamespace[name]; ok {
+		var err error
+		if fs, err = withNamespace(dir, ns); err != nil {
+			return nil, err
+		}
+	}
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	m, err := k.Run(fs, dir)
 	if err != nil {
 		return nil, err
 	}

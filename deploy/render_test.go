@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"regexp"
 	"testing"
 )
 
@@ -54,5 +55,26 @@ func TestDevHasNoAutoscalers(t *testing.T) {
 		case "HorizontalPodAutoscaler", "ScaledObject", "PrometheusRule", "PodMonitor":
 			t.Errorf("dev renders %s/%s", o.Kind, o.Name)
 		}
+	}
+}
+
+// TestOtherNamespace: prod deployed in another namespace (its
+// kustomization's `namespace:` changed, nothing else) puts every object
+// there and names the namespace `zen` nowhere: not in a KEDA endpoint, a
+// service address or an object's namespace.
+func TestOtherNamespace(t *testing.T) {
+	t.Parallel()
+	r := mustRender(t, "prod-payments")
+	zenNS := regexp.MustCompile(`\.zen(\.svc|:|\b)|namespace: zen\n`)
+	for _, o := range r.Objects {
+		if o.Namespace != "payments" {
+			t.Errorf("%s/%s in namespace %q, want payments", o.Kind, o.Name, o.Namespace)
+		}
+		if m := zenNS.FindString(toYAML(o.Typed)); m != "" {
+			t.Errorf("%s/%s still names the namespace zen (%q)", o.Kind, o.Name, m)
+		}
+	}
+	if len(r.Objects) != len(mustRender(t, "prod").Objects) {
+		t.Errorf("prod in payments renders %d objects, prod %d", len(r.Objects), len(mustRender(t, "prod").Objects))
 	}
 }
