@@ -6,8 +6,10 @@
 // main.version=…`, set by the Makefile and the Dockerfiles); main hands it
 // over with [SetVersion] before it starts the service. The revision is the
 // VCS commit the Go toolchain stamps into a binary built from a checkout
-// (runtime/debug.ReadBuildInfo, setting vcs.revision), "unknown" when there
-// is none (a test binary, or a build from a tree without .git).
+// (runtime/debug.ReadBuildInfo, setting vcs.revision); where there is none
+// (the images build from a context without .git) the one linked in with
+// `-X github.com/zen-twilio/zen/pkg/buildinfo.linkedRevision=…` (the
+// Dockerfiles' REVISION argument); else "unknown" (a test binary).
 package buildinfo
 
 import (
@@ -28,6 +30,10 @@ var (
 	mu      sync.Mutex
 	version = "dev"
 )
+
+// linkedRevision is set at build time where the toolchain cannot stamp the
+// revision (-ldflags -X …/buildinfo.linkedRevision=<commit>).
+var linkedRevision = ""
 
 // SetVersion records the binary's version (main's -ldflags variable). Call
 // it once from main, before the service is created; an empty v keeps "dev".
@@ -54,18 +60,20 @@ func Read() Info {
 	v := version
 	mu.Unlock()
 	bi, ok := debug.ReadBuildInfo()
-	return Info{Version: v, GoVersion: runtime.Version(), Revision: revision(bi, ok)}
+	return Info{Version: v, GoVersion: runtime.Version(), Revision: revision(bi, ok, linkedRevision)}
 }
 
-// revision is the vcs.revision setting of bi, or "unknown".
-func revision(bi *debug.BuildInfo, ok bool) string {
-	if !ok || bi == nil {
-		return unknown
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && s.Value != "" {
-			return s.Value
+// revision is the vcs.revision setting of bi, else linked, else "unknown".
+func revision(bi *debug.BuildInfo, ok bool, linked string) string {
+	if ok && bi != nil {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				return s.Value
+			}
 		}
+	}
+	if linked != "" && linked != unknown {
+		return linked
 	}
 	return unknown
 }

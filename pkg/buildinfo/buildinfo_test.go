@@ -17,20 +17,24 @@ import (
 func TestRevision(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name string
-		bi   *debug.BuildInfo
-		ok   bool
-		want string
+		name   string
+		bi     *debug.BuildInfo
+		ok     bool
+		linked string
+		want   string
 	}{
 		{name: "no build info", bi: nil, ok: false, want: "unknown"},
 		{name: "no vcs", bi: &debug.BuildInfo{Settings: []debug.BuildSetting{{Key: "-trimpath", Value: "true"}}}, ok: true, want: "unknown"},
+		{name: "no vcs, linked", bi: &debug.BuildInfo{}, ok: true, linked: "abc123", want: "abc123"},
+		{name: "no vcs, linked default", bi: &debug.BuildInfo{}, ok: true, linked: "unknown", want: "unknown"},
+		{name: "vcs wins over linked", bi: &debug.BuildInfo{Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "def456"}}}, ok: true, linked: "abc123", want: "def456"},
 		{name: "vcs", bi: &debug.BuildInfo{Settings: []debug.BuildSetting{
 			{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "287076d0c0ffee"}, {Key: "vcs.modified", Value: "false"},
 		}}, ok: true, want: "287076d0c0ffee"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := revision(tc.bi, tc.ok); got != tc.want {
+			if got := revision(tc.bi, tc.ok, tc.linked); got != tc.want {
 				t.Errorf("revision() = %q, want %q", got, tc.want)
 			}
 		})
@@ -97,13 +101,14 @@ func main() {
 			t.Fatal(err)
 		}
 	}
+	buildvcs := "true"
 	run := func(name string, args ...string) string {
 		t.Helper()
 		c := exec.Command(name, args...)
 		c.Dir = dir
 		// The toolchain stamps the revision unless told not to (a machine's
 		// go env may say GOFLAGS=-buildvcs=false); a release build stamps it.
-		c.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-buildvcs=true -mod=mod",
+		c.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-buildvcs="+buildvcs+" -mod=mod",
 			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
 		out, err := c.CombinedOutput()
 		if err != nil {
@@ -119,5 +124,14 @@ func main() {
 	got := strings.Fields(run(filepath.Join(dir, "printinfo")))
 	if want := []string{"v9.8.7", runtime.Version(), head}; !slices.Equal(got, want) {
 		t.Errorf("built binary reports %q, want %q", got, want)
+	}
+
+	// As the Dockerfiles build (no .git in the context): the REVISION
+	// argument linked in.
+	buildvcs = "false"
+	run("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=v9.8.7 -X github.com/zen-twilio/zen/pkg/buildinfo.linkedRevision=abc123", "-o", "printinfo", ".")
+	got = strings.Fields(run(filepath.Join(dir, "printinfo")))
+	if want := []string{"v9.8.7", runtime.Version(), "abc123"}; !slices.Equal(got, want) {
+		t.Errorf("binary built without VCS, revision linked: reports %q, want %q", got, want)
 	}
 }
