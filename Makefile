@@ -135,12 +135,14 @@ run: $(BIN)/nats
 
 ## images: container images $(IMAGE_PREFIX)/<name>:$(VERSION), one multi-stage Dockerfile each (needs Docker)
 IMAGE_PREFIX ?= zen-twilio
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_ARGS := --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION)
 images:
 	@command -v docker >/dev/null || { echo "make images needs docker (not installed here)"; exit 1; }
-	docker build -f services/ingester/Dockerfile    --build-arg VERSION=$(VERSION) -t $(IMAGE_PREFIX)/ingester:$(VERSION) .
-	docker build -f services/transformer/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE_PREFIX)/transformer:$(VERSION) .
-	docker build -f services/forwarder/Dockerfile   --build-arg VERSION=$(VERSION) -t $(IMAGE_PREFIX)/forwarder:$(VERSION) .
-	docker build -f cmd/zen/Dockerfile              --build-arg VERSION=$(VERSION) -t $(IMAGE_PREFIX)/zen:$(VERSION) .
+	docker build -f services/ingester/Dockerfile    $(IMAGE_ARGS) -t $(IMAGE_PREFIX)/ingester:$(VERSION) .
+	docker build -f services/transformer/Dockerfile $(IMAGE_ARGS) -t $(IMAGE_PREFIX)/transformer:$(VERSION) .
+	docker build -f services/forwarder/Dockerfile   $(IMAGE_ARGS) -t $(IMAGE_PREFIX)/forwarder:$(VERSION) .
+	docker build -f cmd/zen/Dockerfile              $(IMAGE_ARGS) -t $(IMAGE_PREFIX)/zen:$(VERSION) .
 .PHONY: images
 
 ## k8s: render both overlays with kubectl (the tests render them with kustomize's Go API)

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +34,37 @@ var kustomizations = map[string]string{
 	"prod": "k8s/overlays/prod",
 	// An operator's nats-box, applied by hand (deploy/k8s/README.md).
 	"tools": "k8s/tools",
+	// prod as an operator deploys it in another namespace: its
+	// kustomization's `namespace:` edited (otherNamespace), nothing else.
+	"prod-payments": "k8s/overlays/prod",
+}
+
+// otherNamespace are the kustomizations rendered with their `namespace:`
+// changed, by name.
+var otherNamespace = map[string]string{"prod-payments": "payments"}
+
+// withNamespace returns an in-memory copy of deploy/k8s in which the
+// kustomization in dir sets namespace ns instead of its own.
+func withNamespace(dir, ns string) (filesys.FileSystem, error) {
+	fs := filesys.MakeFsInMemory()
+	err := filepath.WalkDir("k8s", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if filepath.Dir(path) == dir && d.Name() == "kustomization.yaml" {
+			re := regexp.MustCompile(`(?m)^namespace: \S+$`)
+			if !re.Match(b) {
+				return fmt.Errorf("%s sets no namespace", path)
+			}
+			b = re.ReplaceAll(b, []byte("namespace: "+ns))
+		}
+		return fs.WriteFile(path, b)
+	})
+	return fs, err
 }
 
 // overlays are the kustomizations users apply.
@@ -77,8 +111,15 @@ func render(name string) (*Rendered, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown kustomization %q", name)
 	}
+	fs := filesys.MakeFsOnDisk()
+	if ns, ok := otherNamespace[name]; ok {
+		var err error
+		if fs, err = withNamespace(dir, ns); err != nil {
+			return nil, err
+		}
+	}
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	m, err := k.Run(fs, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +193,8 @@ func decodeStrict(apiVersion, kind string, b []byte) (any, error) {
 		v = &ScaledObject{}
 	case "monitoring.coreos.com/v1/PrometheusRule":
 		v = &PrometheusRule{}
+	case "monitoring.coreos.com/v1/PodMonitor":
+		v = &PodMonitor{}
 	default:
 		return nil, fmt.Errorf("no Go type registered for %s %s: add it to decodeStrict", apiVersion, kind)
 	}
@@ -278,6 +321,30 @@ type PrometheusRule struct {
 	} `json:"spec"`
 }
 
+// PodMonitor is the Prometheus Operator's monitoring.coreos.com/v1
+// PodMonitor (the fields we use).
+type PodMonitor struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		JobLabel        string               `json:"jobLabel,omitempty"`
+		PodTargetLabels []string             `json:"podTargetLabels,omitempty"`
+		Selector        metav1.LabelSelector `json:"selector"`
+		// NamespaceSelector: empty means the PodMonitor's own namespace.
+		NamespaceSelector *struct {
+			Any        bool     `json:"any,omitempty"`
+			MatchNames []string `json:"matchNames,omitempty"`
+		} `json:"namespaceSelector,omitempty"`
+		PodMetricsEndpoints []struct {
+			Port     string `json:"port"`
+			Path     string `json:"path,omitempty"`
+			Scheme   string `json:"scheme,omitempty"`
+			Interval string `json:"interval,omitempty"`
+		} `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
 // all returns the objects of type T.
 func all[T any](r *Rendered) []T {
 	var out []T
@@ -304,6 +371,7 @@ func one[T interface{ GetName() string }](tb testing.TB, r *Rendered, name strin
 
 func (s *ScaledObject) GetName() string   { return s.Metadata.Name }
 func (p *PrometheusRule) GetName() string { return p.Metadata.Name }
+func (p *PodMonitor) GetName() string     { return p.Metadata.Name }
 
 // configMaps returns the rendered ConfigMaps by their (hashed) names.
 func (r *Rendered) configMaps() map[string]*corev1.ConfigMap {
@@ -319,23 +387,25 @@ type Workload struct {
 	Kind, Name string
 	Replicas   *int32
 	Labels     map[string]string
-	Pod        *corev1.PodSpec
+	// Annotations are the pod template's.
+	Annotations map[string]string
+	Pod         *corev1.PodSpec
 }
 
 // workloads returns every pod template: Deployments, StatefulSets, Jobs.
 func (r *Rendered) workloads() []Workload {
 	var out []Workload
 	for _, d := range all[*appsv1.Deployment](r) {
-		out = append(out, Workload{"Deployment", d.Name, d.Spec.Replicas, d.Spec.Template.Labels, &d.Spec.Template.Spec})
+		out = append(out, Workload{"Deployment", d.Name, d.Spec.Replicas, d.Spec.Template.Labels, d.Spec.Template.Annotations, &d.Spec.Template.Spec})
 	}
 	for _, s := range all[*appsv1.StatefulSet](r) {
-		out = append(out, Workload{"StatefulSet", s.Name, s.Spec.Replicas, s.Spec.Template.Labels, &s.Spec.Template.Spec})
+		out = append(out, Workload{"StatefulSet", s.Name, s.Spec.Replicas, s.Spec.Template.Labels, s.Spec.Template.Annotations, &s.Spec.Template.Spec})
 	}
 	for _, j := range all[*batchv1.Job](r) {
-		out = append(out, Workload{"Job", j.Name, nil, j.Spec.Template.Labels, &j.Spec.Template.Spec})
+		out = append(out, Workload{"Job", j.Name, nil, j.Spec.Template.Labels, j.Spec.Template.Annotations, &j.Spec.Template.Spec})
 	}
 	for _, p := range all[*corev1.Pod](r) {
-		out = append(out, Workload{"Pod", p.Name, nil, p.Labels, &p.Spec})
+		out = append(out, Workload{"Pod", p.Name, nil, p.Labels, p.Annotations, &p.Spec})
 	}
 	return out
 }

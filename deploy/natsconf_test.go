@@ -200,9 +200,19 @@ func TestNATSConfig(t *testing.T) {
 				if u.Password != fakeSecret(&corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "zen-nats-users"}, Key: name}) {
 					t.Errorf("user %s: password is not the zen-nats-users key %s", name, name)
 				}
-				if (name == "admin") != (u.Permissions == nil) {
-					t.Errorf("user %s: permissions %v: only admin is unrestricted", name, u.Permissions)
+				// admin is unrestricted in the pipeline's account; system
+				// is the system account's only user (`nats server …`).
+				unrestricted := name == "admin" || name == "system"
+				if unrestricted != (u.Permissions == nil) {
+					t.Errorf("user %s: permissions %v: only admin and system are unrestricted", name, u.Permissions)
 				}
+				inSystem := u.Account != nil && u.Account.Name == opts.SystemAccount
+				if (name == "system") != inSystem {
+					t.Errorf("user %s: account %v, system account %q: only the user system may be in it", name, u.Account, opts.SystemAccount)
+				}
+			}
+			if opts.SystemAccount != "SYS" {
+				t.Errorf("system_account %q, want SYS (for `nats server …`)", opts.SystemAccount)
 			}
 			if len(users) != len(secretRefs["zen-nats-users"]) {
 				t.Errorf("users %v, want exactly %v", sortedKeys(users), secretRefs["zen-nats-users"])

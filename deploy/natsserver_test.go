@@ -38,8 +38,8 @@ func natsServerBinary(tb testing.TB) string {
 	return p
 }
 
-// natsUsers are the users of auth.conf.
-var natsUsers = []string{"admin", "provisioner", "ingester", "transformer", "forwarder"}
+// natsUsers are the users of auth.conf (system: the system account's).
+var natsUsers = []string{"admin", "provisioner", "ingester", "transformer", "forwarder", "system"}
 
 // testPassword is the password a live test gives user.
 func testPassword(user string) string { return "test-" + user + "-password" }

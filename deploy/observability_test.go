@@ -26,19 +26,20 @@ var exporterMetrics = []string{
 }
 
 var (
-	metricDecl = regexp.MustCompile(`Name:\s*"(zen_[a-z0-9_]+)"`)
+	metricDecl = regexp.MustCompile(`Name(?::|\s*=)\s*"(zen_[a-z0-9_]+)"`)
 	metricUse  = regexp.MustCompile(`\b((?:zen|jetstream)_[a-z0-9_]+)\b`)
 )
 
 // serviceMetrics are the metric names the services register, read from
-// their sources (services/*/metrics.go, pkg/worker/metrics.go).
+// their sources (services/*/metrics.go, pkg/worker/metrics.go,
+// pkg/buildinfo).
 func serviceMetrics(tb testing.TB) map[string]bool {
 	tb.Helper()
 	files, err := filepath.Glob("../services/*/metrics.go")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	files = append(files, "../pkg/worker/metrics.go")
+	files = append(files, "../pkg/worker/metrics.go", "../pkg/buildinfo/buildinfo.go")
 	out := map[string]bool{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -193,4 +194,82 @@ func TestScrapeAnnotations(t *testing.T) {
 	if got := sts.Spec.Template.Annotations["prometheus.io/port"]; !contains(ports, got) {
 		t.Errorf("nats scrape port %q is not the exporter's (%v)", got, ports)
 	}
+}
+
+// TestPodMonitors: the Prometheus Operator, which ignores the prometheus.io
+// annotations, scrapes every stage and NATS: each workload is selected by
+// one PodMonitor, whose endpoint names a port of the pod's containers that
+// is the port the pod's annotation (and, for a stage, LISTEN_ADDR) names;
+// the monitors select in their own namespace and carry the label the
+// PrometheusRule does, so the same Prometheus picks up both.
+func TestPodMonitors(t *testing.T) {
+	t.Parallel()
+	r := mustRender(t, "prod")
+	rule := one[*PrometheusRule](t, r, "zen-twilio")
+	monitors := all[*PodMonitor](r)
+	scraped := map[string]bool{}
+	for _, pm := range monitors {
+		if got, want := pm.Metadata.Labels["release"], rule.Metadata.Labels["release"]; got != want {
+			t.Errorf("PodMonitor %s: label release=%q, the PrometheusRule has %q", pm.Metadata.Name, got, want)
+		}
+		if pm.Spec.NamespaceSelector != nil {
+			t.Errorf("PodMonitor %s: a namespaceSelector ties it to namespaces; leave it out (its own namespace)", pm.Metadata.Name)
+		}
+		if len(pm.Spec.PodMetricsEndpoints) == 0 {
+			t.Errorf("PodMonitor %s has no endpoint", pm.Metadata.Name)
+		}
+		var selected int
+		for _, w := range r.workloads() {
+			if !selects(&pm.Spec.Selector, w.Labels) {
+				continue
+			}
+			selected++
+			if scraped[w.Name] {
+				t.Errorf("%s %s is selected by two PodMonitors (scraped twice)", w.Kind, w.Name)
+			}
+			scraped[w.Name] = true
+			if _, ok := w.Labels[pm.Spec.JobLabel]; pm.Spec.JobLabel != "" && !ok {
+				t.Errorf("PodMonitor %s: jobLabel %s is not a label of %s's pods", pm.Metadata.Name, pm.Spec.JobLabel, w.Name)
+			}
+			for _, ep := range pm.Spec.PodMetricsEndpoints {
+				port, ok := namedPort(w.Pod, ep.Port)
+				if !ok {
+					t.Errorf("PodMonitor %s: %s %s has no container port named %q", pm.Metadata.Name, w.Kind, w.Name, ep.Port)
+					continue
+				}
+				if ep.Path != "/metrics" {
+					t.Errorf("PodMonitor %s: path %q, want /metrics", pm.Metadata.Name, ep.Path)
+				}
+				if ann := w.Annotations["prometheus.io/port"]; ann != itoa(port) {
+					t.Errorf("PodMonitor %s scrapes %s on port %d, its prometheus.io/port annotation says %q", pm.Metadata.Name, w.Name, port, ann)
+				}
+				if contains(stages, w.Name) {
+					c := container(t, w.Pod, w.Name)
+					if want := listenPort(t, r.env(t, c)["LISTEN_ADDR"].Value); itoa(port) != want {
+						t.Errorf("PodMonitor %s scrapes %s on port %d, LISTEN_ADDR serves /metrics on %s", pm.Metadata.Name, w.Name, port, want)
+					}
+				}
+			}
+		}
+		if selected == 0 {
+			t.Errorf("PodMonitor %s selects no pod", pm.Metadata.Name)
+		}
+	}
+	for _, w := range append(append([]string(nil), stages...), "nats") {
+		if !scraped[w] {
+			t.Errorf("no PodMonitor scrapes %s", w)
+		}
+	}
+}
+
+// namedPort returns the container port named name of any container of pod.
+func namedPort(pod *corev1.PodSpec, name string) (int32, bool) {
+	for _, c := range pod.Containers {
+		for _, p := range c.Ports {
+			if p.Name == name {
+				return p.ContainerPort, true
+			}
+		}
+	}
+	return 0, false
 }

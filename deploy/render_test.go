@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"regexp"
 	"testing"
 )
 
@@ -15,10 +16,11 @@ func TestRenderStrict(t *testing.T) {
 			"Ingress/ingester", "Service/ingester", "Service/nats", "Service/nats-headless", "NetworkPolicy/default-deny"},
 		"dev": {"StatefulSet/nats", "Deployment/ingester", "Deployment/transformer", "Deployment/forwarder",
 			"Job/zen-streams-apply", "Ingress/ingester", "NetworkPolicy/default-deny"},
-		"tools": {"Pod/nats-box"},
+		"tools": {"Deployment/nats-box"},
 		"prod": {"StatefulSet/nats", "Deployment/ingester", "Deployment/transformer", "Deployment/forwarder",
 			"Job/zen-streams-apply", "HorizontalPodAutoscaler/ingester", "ScaledObject/transformer", "ScaledObject/forwarder",
-			"Ingress/ingester", "PrometheusRule/zen-twilio", "ConfigMap/zen-grafana-dashboard", "NetworkPolicy/default-deny"},
+			"Ingress/ingester", "PrometheusRule/zen-twilio", "ConfigMap/zen-grafana-dashboard", "NetworkPolicy/default-deny",
+			"PodMonitor/zen-ingester", "PodMonitor/zen-transformer", "PodMonitor/zen-forwarder", "PodMonitor/zen-nats"},
 	}
 	for _, name := range []string{"base", "dev", "prod", "tools"} {
 		t.Run(name, func(t *testing.T) {
@@ -50,8 +52,29 @@ func TestDevHasNoAutoscalers(t *testing.T) {
 	r := mustRender(t, "dev")
 	for _, o := range r.Objects {
 		switch o.Kind {
-		case "HorizontalPodAutoscaler", "ScaledObject", "PrometheusRule":
+		case "HorizontalPodAutoscaler", "ScaledObject", "PrometheusRule", "PodMonitor":
 			t.Errorf("dev renders %s/%s", o.Kind, o.Name)
 		}
+	}
+}
+
+// TestOtherNamespace: prod deployed in another namespace (its
+// kustomization's `namespace:` changed, nothing else) puts every object
+// there and names the namespace `zen` nowhere: not in a KEDA endpoint, a
+// service address or an object's namespace.
+func TestOtherNamespace(t *testing.T) {
+	t.Parallel()
+	r := mustRender(t, "prod-payments")
+	zenNS := regexp.MustCompile(`\.zen(\.svc|:|\b)|namespace: zen\n`)
+	for _, o := range r.Objects {
+		if o.Namespace != "payments" {
+			t.Errorf("%s/%s in namespace %q, want payments", o.Kind, o.Name, o.Namespace)
+		}
+		if m := zenNS.FindString(toYAML(o.Typed)); m != "" {
+			t.Errorf("%s/%s still names the namespace zen (%q)", o.Kind, o.Name, m)
+		}
+	}
+	if len(r.Objects) != len(mustRender(t, "prod").Objects) {
+		t.Errorf("prod in payments renders %d objects, prod %d", len(r.Objects), len(mustRender(t, "prod").Objects))
 	}
 }

@@ -18,7 +18,8 @@ import (
 // TestKEDAScalesOnConsumerLag: the transformer scales on the lag of the
 // durable `transformer` on TWILIO_RAW; the forwarder on the lag of one
 // `forwarder-<target>` on ZEN_EVENTS per target the package routes events
-// to. The monitoring endpoint is this namespace's headless NATS service.
+// to. The monitoring endpoint is this namespace's headless NATS service,
+// also when prod is deployed in another namespace.
 func TestKEDAScalesOnConsumerLag(t *testing.T) {
 	t.Parallel()
 	want := map[string][]string{
@@ -27,7 +28,8 @@ func TestKEDAScalesOnConsumerLag(t *testing.T) {
 	for _, rt := range routes(t) {
 		want["forwarder"] = append(want["forwarder"], streams.StreamEvents+"/"+streams.ForwarderConsumer(rt.Target))
 	}
-	for _, ov := range []string{"base", "prod"} {
+	// prod-payments: prod in another namespace, so the endpoint follows it.
+	for _, ov := range []string{"base", "prod", "prod-payments"} {
 		r := mustRender(t, ov)
 		headless := one[*corev1.Service](t, r, "nats-headless")
 		for name, consumers := range want {

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/zen-twilio/zen/pkg/envconf"
+	"github.com/zen-twilio/zen/pkg/gctune"
 	"github.com/zen-twilio/zen/pkg/pack"
 	"github.com/zen-twilio/zen/pkg/streams"
 	"github.com/zen-twilio/zen/services/forwarder"
@@ -65,9 +66,9 @@ func zenStreamsApplyVars() []string {
 func readVars(tb testing.TB) map[string][]string {
 	pv := packageVars(tb)
 	return map[string][]string{
-		"ingester":          ingester.ConfigVars(),
-		"transformer":       append(transformer.ConfigVars(), pv...),
-		"forwarder":         append(forwarder.ConfigVars(), pv...),
+		"ingester":          append(ingester.ConfigVars(), gctune.Vars()...),
+		"transformer":       append(append(transformer.ConfigVars(), pv...), gctune.Vars()...),
+		"forwarder":         append(append(forwarder.ConfigVars(), pv...), gctune.Vars()...),
 		"zen-streams-apply": zenStreamsApplyVars(),
 	}
 }
@@ -413,7 +414,7 @@ func TestTerminationGrace(t *testing.T) {
 // secretRefs are the Secrets the manifests reference, with their keys; all
 // are created by the operator (deploy/k8s/README.md), none is rendered.
 var secretRefs = map[string][]string{
-	"zen-nats-users": {"admin", "provisioner", "ingester", "transformer", "forwarder"},
+	"zen-nats-users": {"admin", "provisioner", "ingester", "transformer", "forwarder", "system"},
 	"zen-twilio":     {"auth-token"},
 	"zen-warehouse":  {"token"},
 	"zen-redact":     {"key"}, // optional: only a package whose rules hash needs it

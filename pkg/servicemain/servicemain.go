@@ -84,7 +84,10 @@ func (s Service[C]) main(ctx context.Context, args []string, lookup envconf.Look
 	if code, done := s.parseArgs(args, stdout, stderr); done {
 		return code
 	}
-	gctune.Apply()
+	if err := gctune.Apply(); err != nil {
+		s.printErr(stderr, err)
+		return ExitUsage
+	}
 	cfg, err := s.Config(lookup)
 	r := envconf.New(lookup)
 	logger, lerr := logging.New(r.String("LOG_LEVEL", "info"), false)

@@ -13,8 +13,16 @@ type metrics struct {
 	batchSize     prometheus.Histogram
 }
 
+// Reasons the worker itself gives (besides its handler's).
+const (
+	reasonPanic          = "panic"
+	reasonDLQUnavailable = "dlq_unavailable"
+)
+
 // newMetrics registers the worker's metrics on reg (nil: unregistered).
-func newMetrics(reg prometheus.Registerer, stage string) (*metrics, error) {
+// The outcomes of the known reasons start at 0: ack, the worker's own
+// retries, and retry and dead_letter of the handler's reasons.
+func newMetrics(reg prometheus.Registerer, stage string, retryReasons, deadLetterReasons []string) (*metrics, error) {
 	labels := prometheus.Labels{"stage": stage}
 	m := &metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -41,6 +49,14 @@ func newMetrics(reg prometheus.Registerer, stage string) (*metrics, error) {
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 	})
 	m.acked = m.outcomes.WithLabelValues("ack", "")
+	for _, r := range append([]string{reasonPanic}, retryReasons...) {
+		m.outcomes.WithLabelValues("retry", r)
+		m.outcomes.WithLabelValues("dead_letter", r)
+	}
+	m.outcomes.WithLabelValues("retry", reasonDLQUnavailable)
+	for _, r := range deadLetterReasons {
+		m.outcomes.WithLabelValues("dead_letter", r)
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.outcomes, m.handleSeconds, m.redeliveries, m.inFlight, m.batchSize} {
 			if err := reg.Register(c); err != nil {

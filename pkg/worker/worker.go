@@ -70,6 +70,11 @@ type Config struct {
 	Logger *zap.Logger
 	// Registerer receives the worker's metrics; nil means none.
 	Registerer prometheus.Registerer
+	// RetryReasons and DeadLetterReasons are the reasons the handler may
+	// return with Retry and DeadLetter. Their zen_worker_messages_total
+	// series start at 0 (a retry reason under dead_letter too: the last
+	// delivery dead-letters it), so a panel shows 0, not "No data".
+	RetryReasons, DeadLetterReasons []string
 }
 
 func (c *Config) setDefaults() {
@@ -149,7 +154,7 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Registerer, cfg.Stage)
+	m, err := newMetrics(cfg.Registerer, cfg.Stage, cfg.RetryReasons, cfg.DeadLetterReasons)
 	if err != nil {
 		return nil, err
 	}
@@ -513,7 +518,7 @@ func (w *Worker) handleBatch(ctx context.Context, msgs []jetstream.Msg) (outs []
 	retryAll := func(err error) []Outcome {
 		outs := make([]Outcome, len(msgs))
 		for i := range outs {
-			outs[i] = Retry(0, "panic", err)
+			outs[i] = Retry(0, reasonPanic, err)
 		}
 		return outs
 	}
@@ -614,7 +619,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, log *zap.Logger) (
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("handler panic", zap.Any("panic", r), zap.Stack("stack"))
-			out = Retry(0, "panic", fmt.Errorf("handler panic: %v", r))
+			out = Retry(0, reasonPanic, fmt.Errorf("handler panic: %v", r))
 		}
 	}()
 	return w.cfg.Handler(ctx, m)
@@ -642,7 +647,7 @@ func (w *Worker) carryOut(ctx context.Context, m jetstream.Msg, meta *jetstream.
 			d := w.cfg.Backoff.Delay(meta.NumDelivered)
 			log.Error("dead letter not stored; message kept for redelivery", zap.Error(err), zap.Duration("delay", d))
 			_ = m.NakWithDelay(d)
-			w.metrics.outcomes.WithLabelValues("retry", "dlq_unavailable").Inc()
+			w.metrics.outcomes.WithLabelValues("retry", reasonDLQUnavailable).Inc()
 			return
 		}
 		log.Warn("dead-lettered", zap.String("reason", out.Reason), zap.Error(out.Err))

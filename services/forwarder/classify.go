@@ -17,6 +17,18 @@ const (
 	HeaderHTTPBody   = "Zen-Http-Body"
 )
 
+// Reasons of the forwarder's retries and dead letters besides a target's
+// answer (http_<status>); each is a subject token of zen.dlq.forwarder.
+const (
+	ReasonNetworkError      = "network_error"      // no answer: connection refused, reset, TLS
+	ReasonTimeout           = "timeout"            // no answer within the target's timeout
+	ReasonNoMetadata        = "no_metadata"        // a message without JetStream metadata
+	ReasonNoDedupeKey       = "no_dedupe_key"      // an event without Zen-Dedupe-Key or Nats-Msg-Id
+	ReasonUndecodableEvent  = "undecodable_event"  // an event body that is not a Zen event
+	ReasonDedupeUnavailable = "dedupe_unavailable" // zen_dedupe could not be read
+	ReasonStopping          = "stopping"           // the forwarder stopped while the circuit was open
+)
+
 // snippetLen is how much of a failing response the dead letter keeps.
 const snippetLen = 512
 
@@ -32,9 +44,9 @@ const snippetLen = 512
 // It is pure: the clock is passed in for HTTP-date Retry-After values.
 func Classify(status int, err error, retryAfter string, body []byte, now time.Time, maxRetryAfter time.Duration, retryable func(int) bool) worker.Outcome {
 	if err != nil {
-		reason := "network_error"
+		reason := ReasonNetworkError
 		if isTimeout(err) {
-			reason = "timeout"
+			reason = ReasonTimeout
 		}
 		return worker.Retry(0, reason, err)
 	}

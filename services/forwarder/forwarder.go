@@ -132,18 +132,22 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		tw := &targetWorker{route: r, target: *t, policy: pol, router: newRouter(p, r.Target, r.EventTypes),
 			deliv: newDeliverer(*t, rt, pol.timeout, cfg, s.tracer)}
 		tw.gate = newGate(r.Target, pol, s.metrics, s.pauser(r.Target, tlog), s.resumer(r.Target, tlog), s.stopping, tlog)
+		retryReasons, deadLetterReasons := targetReasons(pol.retryable)
+		s.metrics.startTarget(r.Target, retryReasons, deadLetterReasons)
 		tw.worker, err = worker.New(worker.Config{
-			Stage:       streams.StageForwarder,
-			Consumer:    s.consumerFor(r, pol.consumer),
-			Publisher:   s.js,
-			Handler:     s.traced(r.Target, s.handlerFor(tw)),
-			DLQSubject:  func(string) string { return streams.DLQSubject(streams.StageForwarder, r.Target) },
-			Concurrency: pol.concurrency,
-			MaxDeliver:  pol.consumer.MaxDeliver,
-			Backoff:     pol.retry,
-			AckWait:     pol.consumer.AckWait,
-			Logger:      tlog,
-			Registerer:  prometheusWrap(s.ops, r.Target),
+			Stage:             streams.StageForwarder,
+			Consumer:          s.consumerFor(r, pol.consumer),
+			Publisher:         s.js,
+			Handler:           s.traced(r.Target, s.handlerFor(tw)),
+			DLQSubject:        func(string) string { return streams.DLQSubject(streams.StageForwarder, r.Target) },
+			Concurrency:       pol.concurrency,
+			MaxDeliver:        pol.consumer.MaxDeliver,
+			Backoff:           pol.retry,
+			AckWait:           pol.consumer.AckWait,
+			Logger:            tlog,
+			Registerer:        prometheusWrap(s.ops, r.Target),
+			RetryReasons:      retryReasons,
+			DeadLetterReasons: deadLetterReasons,
 		})
 		if err != nil {
 			s.close()
@@ -259,7 +263,7 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 	return func(ctx context.Context, m jetstream.Msg) worker.Outcome {
 		meta, err := worker.Metadata(ctx, m)
 		if err != nil {
-			return worker.DeadLetter("no_metadata", err)
+			return worker.DeadLetter(ReasonNoMetadata, err)
 		}
 		h := m.Headers()
 		key := h.Get(zen.HeaderDedupeKey)
@@ -272,13 +276,13 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		if key == "" {
 			att.Outcome, att.Error = "dead_letter", "event has no dedupe key"
 			s.recordAttempt(att)
-			return worker.DeadLetter("no_dedupe_key", errors.New("event has no Zen-Dedupe-Key or Nats-Msg-Id"))
+			return worker.DeadLetter(ReasonNoDedupeKey, errors.New("event has no Zen-Dedupe-Key or Nats-Msg-Id"))
 		}
 		switch ok, err := tw.router.pass(att.EventType, h, m.Data()); {
 		case err != nil:
 			att.Outcome, att.Error = "dead_letter", err.Error()
 			s.recordAttempt(att)
-			return worker.DeadLetter("undecodable_event", err)
+			return worker.DeadLetter(ReasonUndecodableEvent, err)
 		case !ok:
 			s.metrics.filtered.WithLabelValues(name).Inc()
 			attempt("filtered").Inc()
@@ -287,12 +291,12 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		}
 		dd, err := s.dedupeBucket(ctx)
 		if err != nil {
-			return worker.Retry(0, "dedupe_unavailable", err)
+			return worker.Retry(0, ReasonDedupeUnavailable, err)
 		}
 		kvKey := streams.KVKey(name, key)
 		done, err := dd.isDelivered(ctx, kvKey)
 		if err != nil {
-			return worker.Retry(0, "dedupe_unavailable", err)
+			return worker.Retry(0, ReasonDedupeUnavailable, err)
 		}
 		if done {
 			s.metrics.dedupeHits.WithLabelValues(name).Inc()
@@ -305,13 +309,13 @@ func (s *Service) handlerFor(tw *targetWorker) worker.Handler {
 		if err != nil {
 			att.Outcome, att.Error = "dead_letter", err.Error()
 			s.recordAttempt(att)
-			return worker.DeadLetter("undecodable_event", err)
+			return worker.DeadLetter(ReasonUndecodableEvent, err)
 		}
 		passed, err := tw.gate.pass(ctx)
 		if err != nil {
 			// Stopping while the circuit is open: the event goes back to
 			// the stream for the next replica or start.
-			return worker.Retry(0, "stopping", err)
+			return worker.Retry(0, ReasonStopping, err)
 		}
 		inFlight.Inc()
 		start := time.Now()

@@ -1,6 +1,12 @@
 package forwarder
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zen-twilio/zen/pkg/buildinfo"
+)
 
 type metrics struct {
 	attempts      *prometheus.CounterVec
@@ -56,7 +62,39 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "zen_forwarder_filtered_total", Help: "Events acked without a POST because no flow's filter to the target matched them.",
 		}, []string{"target"}),
 	}
-	reg.MustRegister(m.attempts, m.latency, m.dedupeHits, m.deadLetters, m.inFlight, m.recordsFailed, m.dedupeRecordsFailed,
+	reg.MustRegister(buildinfo.Collector("forwarder"), m.attempts, m.latency, m.dedupeHits, m.deadLetters, m.inFlight, m.recordsFailed, m.dedupeRecordsFailed,
 		m.circuitState, m.circuitChanges, m.rateLimitWait, m.filtered)
 	return m
+}
+
+// commonStatuses are the target answers whose reasons (http_<status>)
+// start at 0 with the others, as a retry or a dead letter by the target's
+// retry policy.
+var commonStatuses = []int{400, 401, 403, 404, 408, 409, 410, 413, 422, 429, 500, 502, 503, 504}
+
+// targetReasons returns the reasons the handler of a target with the
+// given retry policy returns with Retry and with DeadLetter.
+func targetReasons(retryable func(status int) bool) (retry, deadLetter []string) {
+	retry = []string{ReasonNetworkError, ReasonTimeout, ReasonDedupeUnavailable, ReasonStopping}
+	deadLetter = []string{ReasonNoMetadata, ReasonNoDedupeKey, ReasonUndecodableEvent}
+	for _, st := range commonStatuses {
+		if reason := "http_" + strconv.Itoa(st); retryable(st) {
+			retry = append(retry, reason)
+		} else {
+			deadLetter = append(deadLetter, reason)
+		}
+	}
+	return retry, deadLetter
+}
+
+// startTarget starts the target's series at 0, so its panels show 0 rather
+// than "No data" before its first event (issue 27): the events acked
+// without a POST, and its dead letters by every reason it can give (a
+// retry reason too: the last delivery dead-letters it).
+func (m *metrics) startTarget(target string, retry, deadLetter []string) {
+	m.dedupeHits.WithLabelValues(target)
+	m.filtered.WithLabelValues(target)
+	for _, r := range append(append([]string(nil), retry...), deadLetter...) {
+		m.deadLetters.WithLabelValues(target, r)
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zen-twilio/zen/pkg/buildinfo"
 )
 
 type metrics struct {
@@ -24,8 +26,18 @@ func (m *metrics) request(event string, code int) {
 	m.requests.WithLabelValues(event, strconv.Itoa(code)).Inc()
 }
 
+// The status codes a request can get before its event is resolved (event
+// "none") and after (a known event, or "unknown"): their series start at 0,
+// so a panel or a rate() shows 0 rather than "No data" (issue 27).
+var (
+	unresolvedCodes = []string{"400", "403", "405", "413", "415", "503"}
+	resolvedCodes   = []string{"200", "503"}
+)
+
 // newMetrics registers the ingester's metrics; events are the events whose
-// stored requests are counted without a label lookup.
+// stored requests are counted without a label lookup. Every known label set
+// starts at 0: the signature failure reasons, and the codes above for the
+// events the package defines.
 func newMetrics(reg prometheus.Registerer, inflight func() float64, events map[string]bool) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -52,7 +64,18 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64, events map[s
 	for ev := range events {
 		m.stored[ev] = m.requests.WithLabelValues(ev, "200")
 	}
-	reg.MustRegister(m.requests, m.latency, m.publish, m.signatures,
+	for ev := range events {
+		for _, code := range resolvedCodes {
+			m.requests.WithLabelValues(ev, code)
+		}
+	}
+	for _, code := range resolvedCodes {
+		m.requests.WithLabelValues(EventUnknown, code)
+	}
+	for _, code := range unresolvedCodes {
+		m.requests.WithLabelValues("none", code) // outcome.event before resolution
+	}
+	reg.MustRegister(buildinfo.Collector("ingester"), m.requests, m.latency, m.publish, m.signatures,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "zen_ingester_in_flight", Help: "Requests being published now."}, inflight))
 	return m
 }

@@ -91,21 +91,23 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	s.ops = httpserve.NewOps(s.ready)
-	s.metrics = newMetrics(s.ops.Registry)
+	s.metrics = newMetrics(s.ops.Registry, p.Rules)
 	s.worker, err = worker.New(worker.Config{
-		Stage:        streams.StageTransformer,
-		Consumer:     s.consumer,
-		Publisher:    s.js,
-		BatchHandler: s.handleBatch,
-		MaxBatch:     min(cfg.Batch, cfg.Concurrency),
-		Linger:       cfg.Linger,
-		DLQSubject:   func(reason string) string { return streams.DLQSubject(streams.StageTransformer, reason) },
-		Concurrency:  cfg.Concurrency,
-		MaxDeliver:   cfg.Consumer.MaxDeliver,
-		Backoff:      cfg.Retry,
-		AckWait:      cfg.Consumer.AckWait,
-		Logger:       log,
-		Registerer:   s.ops.Registry,
+		Stage:             streams.StageTransformer,
+		Consumer:          s.consumer,
+		Publisher:         s.js,
+		BatchHandler:      s.handleBatch,
+		MaxBatch:          min(cfg.Batch, cfg.Concurrency),
+		Linger:            cfg.Linger,
+		DLQSubject:        func(reason string) string { return streams.DLQSubject(streams.StageTransformer, reason) },
+		Concurrency:       cfg.Concurrency,
+		MaxDeliver:        cfg.Consumer.MaxDeliver,
+		Backoff:           cfg.Retry,
+		AckWait:           cfg.Consumer.AckWait,
+		Logger:            log,
+		Registerer:        s.ops.Registry,
+		RetryReasons:      []string{ReasonPublish},
+		DeadLetterReasons: deadLetterReasons,
 	})
 	if err != nil {
 		s.close()

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/zen-twilio/zen/pkg/buildinfo"
 	"github.com/zen-twilio/zen/pkg/servicemain"
 	"github.com/zen-twilio/zen/services/forwarder"
 )
@@ -16,6 +17,7 @@ import (
 var version = "dev"
 
 func main() {
+	buildinfo.SetVersion(version) // zen_build_info
 	servicemain.Main(servicemain.Service[forwarder.Config]{
 		Name:    "forwarder",
 		Summary: "forwarder delivers the Zen events of ZEN_EVENTS to the targets of the transform package (the warehouse), once per event.",

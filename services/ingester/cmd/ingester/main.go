@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/zen-twilio/zen/pkg/buildinfo"
 	"github.com/zen-twilio/zen/pkg/servicemain"
 	"github.com/zen-twilio/zen/services/ingester"
 )
@@ -16,6 +17,7 @@ import (
 var version = "dev"
 
 func main() {
+	buildinfo.SetVersion(version) // zen_build_info
 	servicemain.Main(servicemain.Service[ingester.Config]{
 		Name:    "ingester",
 		Summary: "ingester receives Twilio webhooks, verifies X-Twilio-Signature and stores each request in the TWILIO_RAW stream before it answers.",

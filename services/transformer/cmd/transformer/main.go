@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/zen-twilio/zen/pkg/buildinfo"
 	"github.com/zen-twilio/zen/pkg/servicemain"
 	"github.com/zen-twilio/zen/services/transformer"
 )
@@ -16,6 +17,7 @@ import (
 var version = "dev"
 
 func main() {
+	buildinfo.SetVersion(version) // zen_build_info
 	servicemain.Main(servicemain.Service[transformer.Config]{
 		Name:    "transformer",
 		Summary: "transformer turns the raw Twilio requests of TWILIO_RAW into Zen events on ZEN_EVENTS, by the rules of the transform package.",
