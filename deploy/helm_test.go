@@ -250,6 +250,10 @@ var notInChart = map[string]string{
 	"NetworkPolicy/nats":              "NATS",
 	"PrometheusRule/zen-twilio":       "monitoring: deploy/k8s/components/monitoring",
 	"ConfigMap/zen-grafana-dashboard": "monitoring",
+	"PodMonitor/zen-ingester":         "monitoring",
+	"PodMonitor/zen-transformer":      "monitoring",
+	"PodMonitor/zen-forwarder":        "monitoring",
+	"PodMonitor/zen-nats":             "monitoring",
 }
 
 // TestHelmMatchesKustomize: with its defaults the chart renders the same

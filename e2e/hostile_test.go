@@ -53,6 +53,8 @@ func TestHostileFloodCannotStarveOrInflate(t *testing.T) {
 	env := map[string]string{
 		"LISTEN_ADDR": addr, "PUBLIC_URL": hostilePublic, "TWILIO_AUTH_TOKEN": hostileToken,
 		"NATS_URL": srv.URL, "STREAMS_APPLY": "false", "LOG_LEVEL": "error",
+		// As the Deployment sets it (resourceFieldRef limits.memory).
+		"CONTAINER_MEMORY_LIMIT": fmt.Sprint(ingesterLimit),
 	}
 	if v := os.Getenv("HOSTILE_GOGC"); v != "" { // to compare with another GC setting
 		env["GOGC"] = v

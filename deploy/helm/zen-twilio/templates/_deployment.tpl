@@ -78,6 +78,13 @@ spec:
                 name: {{ . }}
             {{- end }}
           env:
+            # pkg/gctune sets the Go soft memory limit to 90% of this.
+            - name: CONTAINER_MEMORY_LIMIT
+              valueFrom:
+                resourceFieldRef:
+                  containerName: {{ .name }}
+                  resource: limits.memory
+                  divisor: "1"
             - name: LISTEN_ADDR
               value: {{ printf ":%v" $v.port | quote }}
             - name: PACKAGE_DIR
