@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/zen-twilio/zen/pkg/gctune"
 	"github.com/zen-twilio/zen/services/ingester"
 )
 
@@ -160,7 +161,8 @@ func checkIngesterExample(g *gateRun) (string, string) {
 		return statusFail, fmt.Sprintf("%s: %v", path, err)
 	}
 	known := map[string]bool{}
-	for _, v := range ingester.ConfigVars() {
+	// The service binary also reads the GC settings (servicemain → gctune).
+	for _, v := range append(ingester.ConfigVars(), gctune.Vars()...) {
 		known[v] = true
 	}
 	for _, c := range d.Spec.Template.Spec.Containers {
