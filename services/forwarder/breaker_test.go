@@ -58,9 +58,10 @@ flows:
 		}
 		// Out of the stream: the 3 that failed (awaiting their retry), and
 		// at most 2 × concurrency delivered to this replica (waiting at the
-		// gate, or in the client's pull buffer).
-		if !info.Paused || info.NumPending < n-3-2*2 {
-			return fmt.Errorf("paused %v with %d events pending in the stream, want paused with >= %d", info.Paused, info.NumPending, n-3-2*2)
+		// gate, or in the client's pull buffer), and the half-open probe
+		// when open_for (3 s) passes before this check does.
+		if want := n - 3 - 1 - 2*2; !info.Paused || int(info.NumPending) < want {
+			return fmt.Errorf("paused %v with %d events pending in the stream, want paused with >= %d", info.Paused, info.NumPending, want)
 		}
 		return nil
 	})
@@ -97,8 +98,13 @@ flows:
 	retried := 0
 	for i := range n {
 		as := e.attempts(fmt.Sprintf("tw-SMcb%02d.message.status.sent", i))
+		// A redelivery after the delivery (the ack raced the pause) is
+		// recorded as a duplicate and not POSTed (checked above): drop it.
+		for len(as) > 1 && as[len(as)-1].Outcome == "duplicate" {
+			as = as[:len(as)-1]
+		}
 		if len(as) == 0 || as[len(as)-1].Outcome != "delivered" {
-			t.Errorf("SMcb%02d attempts %q, want delivered last", i, outcomes(as))
+			t.Errorf("SMcb%02d attempts %q, want delivered last (then only duplicates)", i, outcomes(as))
 			continue
 		}
 		if as[len(as)-1].Attempt > 1 {
