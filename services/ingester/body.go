@@ -19,7 +19,8 @@ import (
 // Beyond the budget a request gets 503 with Retry-After, never an
 // unbounded heap.
 
-// The ways reading a body fails, each with its answer (bodyStatus).
+// The ways reading a body fails, each with its answer (bodyStatus; a spent
+// budget is shed with Retry-After by the handler).
 var (
 	errBodyTooLarge = errors.New("request body too large")
 	errBodyTooSlow  = errors.New("request body too slow")
@@ -34,8 +35,6 @@ func bodyStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errBodyTooSlow:
 		return http.StatusRequestTimeout
-	case errBodyBudget:
-		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
 }
@@ -64,13 +63,14 @@ func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int6
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, 0, errBodyTooLarge
 	}
+	now := time.Now()
 	br := &bodyReader{
 		body:     r.Body,
 		rc:       http.NewResponseController(w),
-		start:    time.Now(),
+		start:    now,
 		grace:    s.cfg.BodyReadTimeout,
 		minRate:  s.cfg.BodyMinRate,
-		deadline: time.Now().Add(s.cfg.ReadTimeout),
+		deadline: now.Add(s.cfg.ReadTimeout),
 		budget:   s.bodies,
 	}
 	body, err := io.ReadAll(io.LimitReader(br, s.cfg.MaxBodyBytes+1))

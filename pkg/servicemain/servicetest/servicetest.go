@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -156,9 +157,15 @@ func Status(url string) (int, error) {
 // --help and -h print the usage with every variable in vars on stdout and
 // exit 0, --version prints "<name> <version>" and exits 0, an unknown flag
 // or an argument prints the usage on stderr and exits 2. None of them
-// starts the service (no variable is set, so it could not).
-func CheckCommandLine(t *testing.T, bin, name string, vars []string) {
+// starts the service (no variable is set, so it could not). Every
+// description in help names a variable in vars.
+func CheckCommandLine(t *testing.T, bin, name string, vars []string, help map[string]string) {
 	t.Helper()
+	for v := range help {
+		if !slices.Contains(vars, v) {
+			t.Errorf("help describes %s, which the %s does not read", v, name)
+		}
+	}
 	for _, arg := range []string{"--help", "-h"} {
 		code, stdout, stderr := Run(t, bin, nil, arg)
 		if code != 0 || stderr != "" {
@@ -183,6 +190,28 @@ func CheckCommandLine(t *testing.T, bin, name string, vars []string) {
 			t.Errorf("%s %s: exit %d, stdout %q, stderr %q; want 2 and the usage on stderr", name, args[0], code, stdout, stderr)
 		}
 	}
+}
+
+// CheckSIGTERMWithoutNATS starts bin with env, LISTEN_ADDR and a NATS_URL
+// nothing listens on: the log says so with the URL, /readyz is 503, and
+// SIGTERM stops it cleanly (exit 0, no stack trace).
+func CheckSIGTERMWithoutNATS(t *testing.T, bin string, env map[string]string) {
+	t.Helper()
+	natsAddr, addr := FreeAddr(t), FreeAddr(t)
+	all := map[string]string{"LISTEN_ADDR": addr, "NATS_URL": "nats://" + natsAddr}
+	for k, v := range env {
+		all[k] = v
+	}
+	p := Start(t, bin, all)
+	p.WaitFor(t, "cannot reach NATS at nats://"+natsAddr+": connection refused; retrying in ", 10*time.Second)
+	if code, err := Status("http://" + addr + "/readyz"); err != nil || code != 503 {
+		t.Errorf("/readyz without NATS = %d, %v; want 503", code, err)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr:\n%s", code, p.Stderr())
+	}
+	CheckNoCrash(t, p.Stderr())
 }
 
 // CheckPlainErrors fails unless stderr is made of lines "<name>: …" only:

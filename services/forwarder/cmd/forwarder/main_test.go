@@ -1,10 +1,7 @@
 package main
 
 import (
-	"slices"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/zen-twilio/zen/pkg/servicemain/servicetest"
 	"github.com/zen-twilio/zen/services/forwarder"
@@ -16,17 +13,7 @@ var bin string
 func TestMain(m *testing.M) { servicetest.Main(m, "forwarder", &bin) }
 
 func TestCommandLine(t *testing.T) {
-	servicetest.CheckCommandLine(t, bin, "forwarder", forwarder.ConfigVars())
-}
-
-// Every description of help names a variable the forwarder reads.
-func TestHelpDescribesReadVariables(t *testing.T) {
-	vars := forwarder.ConfigVars()
-	for v := range help {
-		if !slices.Contains(vars, v) {
-			t.Errorf("help describes %s, which the forwarder does not read", v)
-		}
-	}
+	servicetest.CheckCommandLine(t, bin, "forwarder", forwarder.ConfigVars(), help)
 }
 
 func TestBadConfigurationExits2WithPlainLines(t *testing.T) {
@@ -63,18 +50,8 @@ func TestWarehouseURLMustBeAbsolute(t *testing.T) {
 // NATS unreachable: said with the URL, /readyz 503; SIGTERM stops it
 // cleanly (exit 0, no stack trace).
 func TestSIGTERMWithoutNATSExits0(t *testing.T) {
-	natsAddr, addr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
-	p := servicetest.Start(t, bin, map[string]string{
-		"PACKAGE_DIR": servicetest.RepoPath(t, "packages/transforms/twilio/v1"), "LISTEN_ADDR": addr, "NATS_URL": "nats://" + natsAddr,
+	servicetest.CheckSIGTERMWithoutNATS(t, bin, map[string]string{
+		"PACKAGE_DIR":         servicetest.RepoPath(t, "packages/transforms/twilio/v1"),
 		"COMMS_WAREHOUSE_URL": "http://127.0.0.1:9/events", "COMMS_WAREHOUSE_TOKEN": "forwarder-cmd-test-token",
 	})
-	p.WaitFor(t, "cannot reach NATS at nats://"+natsAddr+": connection refused; retrying in ", 10*time.Second)
-	if code, err := servicetest.Status("http://" + addr + "/readyz"); err != nil || code != 503 {
-		t.Errorf("/readyz without NATS = %d, %v; want 503", code, err)
-	}
-	p.Signal(t, syscall.SIGTERM)
-	if code := p.Wait(t, 30*time.Second); code != 0 {
-		t.Errorf("exit %d after SIGTERM, want 0; stderr:\n%s", code, p.Stderr())
-	}
-	servicetest.CheckNoCrash(t, p.Stderr())
 }
